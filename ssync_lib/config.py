@@ -1,0 +1,277 @@
+"""Configuration: one dataclass per stage of the pipeline and named profiles.
+
+    cfg = get_config("cpu", ["model.num_slots=7", "train.max_steps=500"])
+
+Profiles
+--------
+smoke   seconds per notebook; CI. Tiny synthetic data, tiny model.
+cpu     teaching on a laptop (2 cores): the CPU recipe on the synthetic data.
+movi_c, movi_e, ytvis, coco
+        the published configurations (method notes section 1 table) for GPU servers.
+
+Overrides are ``key=value`` strings. A key is either dotted (``model.num_slots``) or a
+field name that is unique across the sections (``num_slots``). Values are parsed with
+the type of the field they replace.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+# ImageNet statistics, used by DINO and DINOv2 alike.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class DataConfig:
+    source: str = "synthetic"  # synthetic | movi | ytvis | davis
+    root: str = "data/synth-easy"  # folder of the data set (shards, frames, annotations)
+    level: str = "synth-easy"  # synthetic level: synth-easy | synth-hard
+    num_train: int = 2000  # synthetic videos generated for training
+    num_val: int = 200  # synthetic videos generated for validation
+    num_frames: int = 12  # synthetic video length
+    resolution: int = 64  # synthetic frame size (pixels, square)
+    chunk_len: int = 4  # frames per training sample (one random aligned chunk per video)
+    input_size: int = 64  # frames are resized to this before the encoder
+    num_workers: int = 0
+    ytvis_val_last: int = 300  # YouTube-VIS: last N training videos form the validation split
+    max_val_videos: int = 0  # 0 = all validation videos
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "vit_small_patch14_dinov2"  # any timm ViT name
+    weights: str = "random"  # "timm" (pretrained=True, HF cache), "random", or a path (.safetensors/.pth)
+    feature_layer: str = "last"  # "last" (last block, before the final norm), "patch_embed", or a block index
+    backbone_kwargs: dict = field(default_factory=dict)  # passed to timm.create_model (e.g. depth for tests)
+    use_keys: bool = False  # also return the last block's attention keys
+    num_slots: int = 11
+    slot_dim: int = 64
+    slot_init: str = "learned"  # "learned" (SlotContrast) or "gaussian" (VideoSAUR)
+    iters_first: int = 3  # slot-attention iterations on frame 0
+    iters: int = 2  # on later frames
+    mlp_hidden_factor: int = 4  # slot-attention residual MLP hidden = factor * slot_dim
+    predictor_heads: int = 4
+    decoder_hidden: int = 1024
+    decoder_layers: int = 3  # hidden layers of the MLP broadcast decoder
+
+
+@dataclass
+class ObjectiveConfig:
+    name: str = "baseline"  # baseline | dense | ssync
+    w_recon: float = 1.0
+    w_slot_contrast: float = 0.5
+    slot_contrast_tau: float = 0.1
+    # SSync (method notes section 4)
+    merge_iou: float = 0.7
+    w_ssync_dec: float = 1.0  # decoder alpha at boundaries vs merged encoder labels
+    w_ssync_enc: float = 1.0  # slot-attention logits at interiors vs merged decoder labels
+    ssync_warmup_frac: float = 0.3  # SSync losses off for the first 30% of steps
+    # Dense alignment, SRL (method notes section 3). Schedules are fractions of max_steps
+    # (MOVi-C: regulariser for steps 0-10k, contrastive losses from 20k, of 100k).
+    dense_group: int = 4  # g frames per group, M = g * N tokens
+    dense_tau: float = 0.1
+    dense_scale: float = 0.1 / 0.07
+    dense_topk: int = 8  # per frame; positives K_i = topk * g
+    w_dense_dec: float = 0.1
+    w_dense_enc: float = 0.1
+    w_redundancy: float = 0.1
+    redundancy_slots: int = 1  # k redundant slots pushed towards uniform attention
+    redundancy_until_frac: float = 0.1
+    dense_from_frac: float = 0.2
+    dense_chunk: int = 0  # 0 = direct (materialise B x M x M); > 0 = rows per chunk
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    batch_size: int = 64
+    lr: float = 4e-4
+    warmup_steps: int = 2500
+    max_steps: int = 100_000
+    grad_clip: float = 0.05
+    log_every: int = 50
+    ckpt_every: int = 1000
+    eval_every: int = 0  # 0 = only at the end
+    device: str = "auto"  # auto | cpu | cuda
+    amp_bf16: bool = False
+    compile: bool = False
+    run_root: str = "runs"
+    name: str = ""  # run folder name; empty = derived from profile and objective
+
+
+@dataclass
+class Config:
+    profile: str = "custom"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    SECTIONS = ("data", "model", "objective", "train")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Config":
+        cfg = cls(profile=d.get("profile", "custom"))
+        unknown = set(d) - set(cls.SECTIONS) - {"profile"}
+        if unknown:
+            raise KeyError(f"unknown config sections {sorted(unknown)}; expected {cls.SECTIONS}")
+        for section in cls.SECTIONS:
+            sub = getattr(cfg, section)
+            for key, value in d.get(section, {}).items():
+                if not hasattr(sub, key):
+                    raise KeyError(f"unknown config key '{section}.{key}'")
+                setattr(sub, key, value)
+        return cfg
+
+    @property
+    def run_name(self) -> str:
+        return self.train.name or f"{self.profile}-{self.objective.name}-s{self.model.num_slots}-seed{self.train.seed}"
+
+
+def _profile_smoke() -> Config:
+    return Config(
+        profile="smoke",
+        data=DataConfig(root="data/smoke", num_train=48, num_val=8, num_frames=6, resolution=32,
+                        chunk_len=3, input_size=32),
+        model=ModelConfig(backbone="vit_small_patch16_224.dino", weights="random", feature_layer="patch_embed",
+                          backbone_kwargs={"depth": 1}, num_slots=4, slot_dim=16, slot_init="gaussian",
+                          decoder_hidden=32, decoder_layers=2),
+        objective=ObjectiveConfig(dense_topk=2),
+        train=TrainConfig(batch_size=4, lr=1e-3, warmup_steps=2, max_steps=6, grad_clip=1.0, log_every=2,
+                          ckpt_every=3, device="cpu"),
+    )
+
+
+def _profile_cpu() -> Config:
+    return Config(
+        profile="cpu",
+        data=DataConfig(root="data/synth-easy", num_train=2000, num_val=200, num_frames=12, resolution=64,
+                        chunk_len=3, input_size=64),
+        model=ModelConfig(backbone="vit_small_patch16_224.dino", weights="random", feature_layer="patch_embed",
+                          num_slots=5, slot_dim=64, slot_init="gaussian", decoder_hidden=128, decoder_layers=2),
+        objective=ObjectiveConfig(dense_topk=4),
+        train=TrainConfig(batch_size=16, lr=1e-3, warmup_steps=200, max_steps=20_000, grad_clip=1.0,
+                          log_every=50, ckpt_every=500, device="cpu"),
+    )
+
+
+def _published(profile: str, backbone: str, input_size: int, slots: int, dim: int, steps: int, lr: float,
+               merge_iou: float, topk: int, source: str, root: str) -> Config:
+    return Config(
+        profile=profile,
+        data=DataConfig(source=source, root=root, chunk_len=4, input_size=input_size, num_workers=8),
+        model=ModelConfig(backbone=backbone, weights="timm", feature_layer="last", num_slots=slots,
+                          slot_dim=dim, slot_init="learned"),
+        objective=ObjectiveConfig(merge_iou=merge_iou, dense_topk=topk),
+        train=TrainConfig(batch_size=64, lr=lr, warmup_steps=2500, max_steps=steps, grad_clip=0.05,
+                          log_every=100, ckpt_every=2500, device="auto"),
+    )
+
+
+def _profile_coco() -> Config:
+    cfg = _published("coco", "vit_small_patch14_dinov2", 224, 7, 64, 100_000, 4e-4, 0.9, 8, "coco",
+                     "data/coco")
+    cfg.data.chunk_len = 1
+    cfg.model.decoder_hidden = 2048
+    cfg.objective.w_slot_contrast = 0.0  # identically 0 at T=1 in the public config: dropped (method notes)
+    cfg.train.batch_size = 128
+    return cfg
+
+
+PROFILES = {
+    "smoke": _profile_smoke,
+    "cpu": _profile_cpu,
+    # Method notes section 1 table. lr: SSync and SRL use 8e-4.
+    "movi_c": lambda: _published("movi_c", "vit_small_patch14_dinov2", 336, 11, 64, 100_000, 8e-4, 0.7, 8,
+                                 "movi", "data/movi_c"),
+    "movi_e": lambda: _published("movi_e", "vit_base_patch14_dinov2", 336, 15, 128, 300_000, 8e-4, 0.65, 24,
+                                 "movi", "data/movi_e"),
+    "ytvis": lambda: _published("ytvis", "vit_base_patch14_dinov2", 518, 7, 64, 100_000, 8e-4, 0.6, 16,
+                                "ytvis", "data/ytvis2021"),
+    "coco": _profile_coco,
+}
+
+
+def _parse_value(text: str, current: Any) -> Any:
+    if isinstance(current, bool):
+        low = text.lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"expected a boolean, got '{text}'")
+    if isinstance(current, int):
+        return int(text)
+    if isinstance(current, float):
+        return float(text)
+    if isinstance(current, dict):
+        value = json.loads(text)
+        if not isinstance(value, dict):
+            raise ValueError(f"expected a JSON object, got '{text}'")
+        return value
+    return text
+
+
+def _resolve_key(cfg: Config, key: str) -> tuple[Any, str]:
+    if "." in key:
+        section, name = key.split(".", 1)
+        if section not in Config.SECTIONS or not hasattr(getattr(cfg, section), name):
+            raise KeyError(f"unknown config key '{key}'")
+        return getattr(cfg, section), name
+    owners = [s for s in Config.SECTIONS if hasattr(getattr(cfg, s), key)]
+    if len(owners) != 1:
+        what = "ambiguous" if owners else "unknown"
+        raise KeyError(f"{what} config key '{key}'" + (f": use one of {[f'{s}.{key}' for s in owners]}" if owners else ""))
+    return getattr(cfg, owners[0]), key
+
+
+def apply_overrides(cfg: Config, overrides: Iterable[str] | Mapping[str, Any] = ()) -> Config:
+    """Apply ``key=value`` strings (CLI) or a ``{key: value}`` mapping (notebooks) in place."""
+    items = overrides.items() if isinstance(overrides, Mapping) else (_split(o) for o in overrides)
+    for key, value in items:
+        section, name = _resolve_key(cfg, key)
+        current = getattr(section, name)
+        try:
+            new = _parse_value(value, current) if isinstance(value, str) else value
+        except ValueError as err:
+            raise ValueError(f"config key '{key}': {err}") from None
+        setattr(section, name, new)
+    return cfg
+
+
+def _split(override: str) -> tuple[str, str]:
+    if "=" not in override:
+        raise ValueError(f"override '{override}' is not of the form key=value")
+    key, value = override.split("=", 1)
+    return key.strip(), value.strip()
+
+
+def get_config(profile: str = "cpu", overrides: Iterable[str] | Mapping[str, Any] = ()) -> Config:
+    """A fresh copy of a named profile with overrides applied."""
+    if profile not in PROFILES:
+        raise KeyError(f"unknown profile '{profile}'; choose one of {sorted(PROFILES)}")
+    return apply_overrides(PROFILES[profile](), overrides)
+
+
+def project_root() -> Path:
+    """The folder that holds pyproject.toml above this package (an editable install), else the cwd."""
+    here = Path(__file__).resolve().parents[1]
+    return here if (here / "pyproject.toml").exists() else Path.cwd()
+
+
+def resolve_path(path: str | Path) -> Path:
+    """Relative paths in configs (data roots, run folders) are relative to the project root,
+    so notebooks (cwd ``notebooks/``), the CLI and the tests all find the same files."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else project_root() / path
