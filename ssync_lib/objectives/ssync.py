@@ -1,0 +1,137 @@
+"""SSync: the slot-attention encoder and the decoder teach each other where they are reliable (method notes §4).
+
+Works with any slot model that gives per-patch slot logits for its encoder (slot attention) and its decoder
+(alpha). Shapes: B batch, T frames, S slots, N = H*W patches.
+
+    labels = pseudo_labels(attn_logits, alpha, grid=(H, W), merge_iou=0.7)     # no gradient
+    loss_dec, loss_enc = ssync_loss(attn_logits, alpha, labels)
+    loss = ssync_weight(step, max_steps) * (loss_dec + loss_enc)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class PseudoLabels:
+    slot_map: torch.Tensor  # B S        int64, each slot's merged id (its component's representative)
+    enc_labels: torch.Tensor  # B T H W  int64, merged encoder labels
+    dec_labels: torch.Tensor  # B T H W  int64, merged decoder labels
+    boundary: torch.Tensor  # B T H W    bool, where the encoder teaches the decoder
+    interior: torch.Tensor  # B T H W    bool, where the decoder teaches the encoder
+    enc_unmerged: torch.Tensor  # B T H W  int64, argmax of attn_logits over slots
+    dec_unmerged: torch.Tensor  # B T H W  int64, argmax of dec_logits over slots
+    coverage: torch.Tensor  # B T S N    bool, the slots' coverage masks
+    iou: torch.Tensor  # B S S           float, coverage IoU averaged over frames
+    edges: torch.Tensor  # B S S         bool, slot pairs merged directly (iou > merge_iou)
+
+
+def _check_logits(name: str, x: torch.Tensor, like: torch.Tensor | None = None) -> None:
+    if x.dim() != 4:
+        raise ValueError(f"{name} must have shape (B, T, S, N), got {tuple(x.shape)}")
+    if like is not None and x.shape != like.shape:
+        raise ValueError(f"{name} has shape {tuple(x.shape)} but attn_logits has {tuple(like.shape)}")
+    if torch.isnan(x).any():
+        raise ValueError(f"{name} contains NaN")
+
+
+def merge_slots(attn_logits: torch.Tensor, enc: torch.Tensor, merge_iou: float):
+    """attn_logits B T S N, enc B T N (unmerged encoder labels) -> slot_map B S, coverage, iou, edges (§4.2)."""
+    S = attn_logits.shape[2]
+    eye = torch.eye(S, dtype=torch.bool, device=attn_logits.device)
+    coverage = attn_logits > attn_logits.mean(dim=(1, 3), keepdim=True)  # B T S N  §4.2 above the slot's clip mean
+    cov = coverage.float()
+    inter = cov @ cov.transpose(2, 3)  # B T S S  overlap counts per frame
+    area = cov.sum(3)  # B T S
+    union = area.unsqueeze(3) + area.unsqueeze(2) - inter  # B T S S
+    iou = torch.where(union > 0, inter / union.clamp(min=1), 0.0)  # B T S S  both masks empty: IoU 0 ...
+    iou = iou.mean(1)  # B S S  §4.2 ... and the frame still counts in the mean over T
+    edges = (iou > merge_iou) & ~eye  # B S S  §4.2 strict >, self-pairs excluded
+    # Connected components by repeated squaring of the reachability matrix (I + E): after k squarings it holds
+    # every path of length <= 2^k, and a path between S nodes has at most S-1 edges, so bit_length(S-1) squarings
+    # reach the fixed point. Chosen over label propagation (up to S-1 rounds) because the number of rounds is
+    # fixed and small (4 for S=15), needs no data-dependent stopping test (no host sync on a GPU), and gives the
+    # whole component of every slot, which the representative choice below needs anyway.
+    reach = edges | eye  # B S S
+    for _ in range((S - 1).bit_length()):
+        reach = (reach.float() @ reach.float()) > 0  # §4.2 transitive closure
+    enc_area = F.one_hot(enc.flatten(1), S).sum(1)  # B S  area under the unmerged enc over the whole clip
+    rank = enc_area.unsqueeze(1) * S + (S - 1 - torch.arange(S, device=enc.device))  # B 1 S  area, then low index
+    slot_map = torch.where(reach, rank, -1).argmax(2)  # B S  §4.2 largest area in the component, ties to lowest index
+    return slot_map, coverage, iou, edges
+
+
+def neighbours(labels: torch.Tensor) -> torch.Tensor:
+    """labels B T H W -> B T H W 10: the 3x3 spatial neighbours and the same patch in the previous and next frame.
+
+    Replicate padding in T, H and W (§4.3): clamping each coordinate to the grid gives the nearest in-grid patch.
+    """
+    T, H, W = labels.shape[1:]
+    offsets = [(0, dh, dw) for dh in (-1, 0, 1) for dw in (-1, 0, 1) if dh or dw] + [(-1, 0, 0), (1, 0, 0)]
+
+    def shifted(n: int, step: int) -> torch.Tensor:
+        return (torch.arange(n, device=labels.device) + step).clamp(0, n - 1)
+
+    return torch.stack([labels[:, shifted(T, dt)][:, :, shifted(H, dh)][:, :, :, shifted(W, dw)]
+                        for dt, dh, dw in offsets], dim=-1)
+
+
+@torch.no_grad()
+def pseudo_labels(attn_logits: torch.Tensor, dec_logits: torch.Tensor, grid: tuple[int, int],
+                  merge_iou: float = 0.7) -> PseudoLabels:
+    """attn_logits (slot-attention logits), dec_logits (decoder alpha), both B T S N -> PseudoLabels (§4.1-§4.4)."""
+    _check_logits("attn_logits", attn_logits)
+    _check_logits("dec_logits", dec_logits, like=attn_logits)
+    B, T, S, N = attn_logits.shape
+    if len(grid) != 2 or grid[0] * grid[1] != N:
+        raise ValueError(f"grid {tuple(grid)} must be (H, W) with H * W = N = {N} "
+                         f"(attn_logits {tuple(attn_logits.shape)})")
+    H, W = grid
+    attn_logits = attn_logits.to(torch.promote_types(attn_logits.dtype, torch.float32))  # low precision: up to fp32
+    enc = attn_logits.argmax(2)  # B T N  §4.1
+    dec = dec_logits.argmax(2)  # B T N  §4.1
+    slot_map, coverage, iou, edges = merge_slots(attn_logits, enc, merge_iou)
+    enc_m = slot_map.gather(1, enc.flatten(1)).view(B, T, H, W)  # §4.2 rewrite enc through the slot map
+    dec_m = slot_map.gather(1, dec.flatten(1)).view(B, T, H, W)  # §4.2 rewrite dec through the slot map
+    differs = neighbours(enc_m) != enc_m.unsqueeze(-1)  # B T H W 10
+    boundary = differs.any(-1) & ~differs.all(-1)  # §4.4 differs from >= 1 neighbour and agrees with >= 1
+    interior = (neighbours(dec_m) == dec_m.unsqueeze(-1)).all(-1)  # §4.4 agrees with all 10 neighbours
+    return PseudoLabels(slot_map=slot_map, enc_labels=enc_m, dec_labels=dec_m, boundary=boundary, interior=interior,
+                        enc_unmerged=enc.view(B, T, H, W), dec_unmerged=dec.view(B, T, H, W), coverage=coverage,
+                        iou=iou, edges=edges)
+
+
+def _masked_mse(logits: torch.Tensor, target: torch.Tensor, select: torch.Tensor) -> torch.Tensor:
+    """logits B T S N, target B T N int64, select B T N bool -> mean over selected patches x S of
+    (softmax over slots - one-hot target)^2."""
+    S = logits.shape[2]
+    onehot = F.one_hot(target, S).permute(0, 1, 3, 2)  # B T S N
+    sq_err = ((logits.softmax(2) - onehot) ** 2).sum(2)  # B T N  §4.5 temperature 1
+    # §4.5 an empty selection gives 0 (the public code divides by zero there and returns NaN: deliberate fix)
+    return (sq_err * select).sum() / (select.sum().clamp(min=1) * S)
+
+
+def ssync_loss(attn_logits: torch.Tensor, alpha: torch.Tensor,
+               labels: PseudoLabels) -> tuple[torch.Tensor, torch.Tensor]:
+    """attn_logits, alpha B T S N (with gradients), labels from `pseudo_labels` -> (loss_dec, loss_enc) (§4.5)."""
+    _check_logits("attn_logits", attn_logits)
+    _check_logits("alpha", alpha, like=attn_logits)
+    B, T, S, N = attn_logits.shape
+    names = ("enc_labels", "dec_labels", "boundary", "interior")
+    for name in names:
+        x = getattr(labels, name)
+        if x.dim() != 4 or tuple(x.shape[:2]) != (B, T) or x.shape[2] * x.shape[3] != N:
+            raise ValueError(f"labels.{name} has shape {tuple(x.shape)}; expected (B, T, H, W) = ({B}, {T}, H, W) "
+                             f"with H * W = {N} to match attn_logits {tuple(attn_logits.shape)}")
+    enc, dec, boundary, interior = (getattr(labels, name).detach().reshape(B, T, N) for name in names)  # §4.5 detached
+    loss_dec = _masked_mse(alpha, enc, boundary)  # §4.5 decoder alpha at boundaries vs one-hot merged enc
+    loss_enc = _masked_mse(attn_logits, dec, interior)  # §4.5 slot-attention logits at interiors vs merged dec
+    return loss_dec, loss_enc
+
+
+def ssync_weight(step: int, max_steps: int, warmup_frac: float = 0.3) -> float:
+    """0 during the warm-up, then 1 (§4.6: both SSync losses are off for the first 30% of the global steps)."""
+    return 0.0 if step < warmup_frac * max_steps else 1.0
