@@ -31,6 +31,7 @@ class DataConfig:
     source: str = "synthetic"  # synthetic | movi | ytvis | davis
     root: str = "data/synth-easy"  # folder of the data set (shards, frames, annotations)
     level: str = "synth-easy"  # synthetic level: synth-easy | synth-hard
+    synth_seed: int = 0  # synthetic generator seed (independent of train.seed)
     num_train: int = 2000  # synthetic videos generated for training
     num_val: int = 200  # synthetic videos generated for validation
     num_frames: int = 12  # synthetic video length
@@ -58,6 +59,11 @@ class ModelConfig:
     predictor_heads: int = 4
     decoder_hidden: int = 1024
     decoder_layers: int = 3  # hidden layers of the MLP broadcast decoder
+    # Position information for random (untrained) backbones, whose features carry none (cpu profile,
+    # docs/cpu_recipe.md). The defaults are the published behaviour.
+    input_pos_embed: str = "none"  # "none" | "linear": add Linear(2, D)(patch-centre coordinates) to the features before the projection (SAVi)
+    decoder_pos_embed: str = "learned"  # "learned": a (1, N, d) parameter (published) | "linear": Linear(2, d)(patch-centre coordinates)
+    chunk_frames: int = 0  # frames per encoder / decoder call (0 = all B*T at once); bounds memory on long videos
 
 
 @dataclass
@@ -89,17 +95,22 @@ class ObjectiveConfig:
 @dataclass
 class TrainConfig:
     seed: int = 0
-    batch_size: int = 64
+    batch_size: int = 64  # per process (under torchrun the global batch is batch_size * processes)
     lr: float = 4e-4
     warmup_steps: int = 2500
     max_steps: int = 100_000
     grad_clip: float = 0.05
     log_every: int = 50
     ckpt_every: int = 1000
+    keep_every: int = 0  # also keep step-<N>.pt every N steps (0 = only last.pt)
     eval_every: int = 0  # 0 = only at the end
-    device: str = "auto"  # auto | cpu | cuda
-    amp_bf16: bool = False
-    compile: bool = False
+    eval_batch_size: int = 8  # validation videos (of equal length) per forward pass
+    device: str = "auto"  # auto | cpu | cuda | cuda:<index>
+    amp_bf16: bool = False  # bf16 autocast (CUDA only)
+    compile: bool = False  # torch.compile (CUDA only)
+    deterministic: bool = False  # torch.use_deterministic_algorithms (bit-exact resume tests)
+    init_from: str = ""  # start from this checkpoint (another run's), see train.py
+    init_mode: str = "full"  # full: model + its Adam state + step + RNG | model: weights only, step 0
     run_root: str = "runs"
     name: str = ""  # run folder name; empty = derived from profile and objective
 

@@ -1,0 +1,56 @@
+"""Generate the synthetic benchmark of a profile (skipped when its meta.json already matches).
+
+    python data_scripts/make_synthetic.py --profile cpu                      # data/synth-easy
+    python data_scripts/make_synthetic.py --profile cpu --level synth-hard   # data/synth-hard
+    python data_scripts/make_synthetic.py --profile smoke data.num_train=32 --root /tmp/x --force
+
+Extra arguments are config overrides (`key=value`, see ssync_lib/config.py). Without --root, a level
+other than the profile's goes next to the profile's root: data/synth-easy -> data/synth-hard,
+data/smoke -> data/smoke-synth-hard.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from ssync_lib.config import get_config, resolve_path
+from ssync_lib.data.synthetic import generate_from_config
+
+
+def default_root(root: str, profile_level: str, level: str) -> str:
+    """The profile's root, or a sibling folder named after another level."""
+    if level == profile_level:
+        return root
+    path = Path(root)
+    return str(path.parent / level) if path.name == profile_level else f"{root}-{level}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default="cpu", help="config profile (smoke, cpu, ...)")
+    parser.add_argument("--level", default=None, help="synthetic level (default: the profile's)")
+    parser.add_argument("--root", default=None, help="output folder (default: see above)")
+    parser.add_argument("--workers", type=int, default=2, help="generator processes")
+    parser.add_argument("--force", action="store_true", help="regenerate even if meta.json matches")
+    parser.add_argument("overrides", nargs="*", help="config overrides key=value")
+    args = parser.parse_args()
+    cfg = get_config(args.profile, args.overrides)
+    if args.level is not None:
+        cfg.data.root = default_root(cfg.data.root, cfg.data.level, args.level)
+        cfg.data.level = args.level
+    if args.root is not None:
+        cfg.data.root = args.root
+    root = resolve_path(cfg.data.root)
+    start = time.perf_counter()
+    reused = generate_from_config(cfg, workers=args.workers, force=args.force)
+    d = cfg.data
+    what = f"{d.level}: {d.num_train} train + {d.num_val} val videos, {d.num_frames} frames of {d.resolution} px"
+    if reused:
+        print(f"reused {root} ({what}; meta.json matches, use --force to regenerate)")
+    else:
+        print(f"wrote {root} ({what}) in {time.perf_counter() - start:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

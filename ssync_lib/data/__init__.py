@@ -1,0 +1,70 @@
+"""Video clips with instance masks: the synthetic benchmark and readers for MOVi, YouTube-VIS and DAVIS.
+
+    ds = build_dataset(get_config("cpu"), "train")   # map-style torch Dataset
+    ds.set_epoch(epoch)                              # selects each video's training chunk
+    item = ds[0]   # {"video": float32 (T,3,S,S) normalised, "masks": int64 (T,S,S), "id": str}
+
+See common.py for the item contract and the bad-input policy, synthetic.py for the benchmark levels.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ssync_lib.config import Config, resolve_path
+from ssync_lib.data import synthetic
+from ssync_lib.data.common import DataError, DataWarning, VideoDataset, denormalize
+from ssync_lib.data.davis import DavisDataset
+from ssync_lib.data.movi import MoviDataset
+from ssync_lib.data.ytvis import YTVISDataset
+
+SOURCES = ("synthetic", "movi", "ytvis", "davis")
+
+__all__ = ["build_dataset", "denormalize", "object_stats", "DataError", "DataWarning", "VideoDataset",
+           "MoviDataset", "YTVISDataset", "DavisDataset", "SOURCES", "synthetic"]
+
+
+def build_dataset(cfg: Config, split: str) -> VideoDataset:
+    """The `split` ("train" | "val") dataset of `cfg.data.source` under `resolve_path(cfg.data.root)`."""
+    d = cfg.data
+    root = resolve_path(d.root)
+    common = dict(split=split, chunk_len=d.chunk_len, input_size=d.input_size, seed=cfg.train.seed,
+                  max_val_videos=d.max_val_videos)
+    if d.source == "synthetic":
+        synthetic.check_root(root, d)
+        return MoviDataset(root, **common)
+    if d.source == "movi":
+        return MoviDataset(root, **common)
+    if d.source == "ytvis":
+        return YTVISDataset(root, val_last=d.ytvis_val_last, **common)
+    if d.source == "davis":
+        return DavisDataset(root, **common)
+    raise ValueError(f"unknown data.source '{d.source}'; choose one of {SOURCES}")
+
+
+def object_stats(dataset: VideoDataset, max_videos: int | None = None) -> pd.DataFrame:
+    """Per-object statistics of the masks the dataset yields (at its input size), for plotting.
+
+    One row per (video, object) with columns id, num_objects (objects in that clip), object,
+    frames_visible, area_px (mean pixels per visible frame) and area_frac (area_px / S^2); a clip
+    without objects gives one row with num_objects 0 and object <NA>."""
+    if not dataset.has_masks:
+        raise ValueError(f"{dataset!r} has no masks to take statistics of")
+    rows = []
+    for index in range(len(dataset) if max_videos is None else min(max_videos, len(dataset))):
+        item = dataset[index]
+        masks = item["masks"].numpy()  # T S S
+        pixels = masks.shape[-2] * masks.shape[-1]
+        area = np.stack([np.bincount(m.ravel(), minlength=masks.max() + 1) for m in masks])  # T K+1, id -> pixels
+        objects = [k for k in range(1, area.shape[1]) if area[:, k].any()]
+        if not objects:
+            rows.append({"id": item["id"], "num_objects": 0, "object": pd.NA, "frames_visible": 0,
+                         "area_px": float("nan"), "area_frac": float("nan")})
+        for k in objects:
+            visible = area[:, k] > 0  # T
+            mean_area = float(area[visible, k].mean())
+            rows.append({"id": item["id"], "num_objects": len(objects), "object": k,
+                         "frames_visible": int(visible.sum()), "area_px": mean_area,
+                         "area_frac": mean_area / pixels})
+    frame = pd.DataFrame(rows, columns=["id", "num_objects", "object", "frames_visible", "area_px", "area_frac"])
+    return frame.astype({"object": "Int64"})

@@ -1,0 +1,336 @@
+"""Synthetic video benchmark with instance masks, generated offline and deterministically in seconds.
+
+Each video shows a few objects moving with constant velocity, bouncing off the frame borders (they
+always stay fully inside) and occluding each other in a fixed depth order, over a plain or textured
+static background. Masks hold instance ids 1..K per pixel (0 = background). There is no noise and no
+antialiasing: every pixel belongs to exactly one object or to the background, and a visible object's
+pixels are exactly its colour/texture (tests/data/test_data_synthetic.py re-renders them).
+
+Levels (`LEVELS`; the fields of `Level` are the knobs to tune; a change alters meta.json, so the
+next `make_synthetic.py` run regenerates the data):
+
+=================  =====================================  =========================================
+field              synth-easy                             synth-hard
+=================  =====================================  =========================================
+num_objects        (2, 4)  inclusive range per video      (3, 6)
+radius             (0.125, 0.25) x resolution: 8-16 px    (0.09, 0.2) x resolution: 6-13 px at 64
+                   at 64 px (radius of the equal-area
+                   circle: every shape covers pi r^2)
+speed              (0.02, 0.06) x resolution per frame    (0.02, 0.08)
+shapes             square, circle, triangle, diamond      same
+colours            "distinct": one of 8 well separated    "similar": hues within +-0.08 of a base
+                   saturated colours each, no repeats     hue shared by the video's objects
+textures           flat                                   flat, stripes, checker (two shades)
+background         "plain": one dark grey                 "textured": stripes or checker in two
+                                                          low-saturation shades near the base hue
+min_separation     0.6: initial centres at least 0.6 x    0.4
+                   (r_i + r_j) apart (best of 50 draws)
+=================  =====================================  =========================================
+
+A custom level is one more entry, e.g. `LEVELS["synth-big"] = dataclasses.replace(LEVELS["synth-easy"],
+radius=(0.2, 0.3))` with `data.level=synth-big` (its parameters are recorded in meta.json and sent
+to the generator processes).
+
+Determinism: video `index` of `split` is drawn from `np.random.default_rng((seed, split_code, index))`,
+so videos can be generated in any order by any number of processes and come out identical.
+
+Written in the MOVi shard layout (`ssync_lib.data.movi`): `{root}/train/shard-*.tar`,
+`{root}/val/shard-*.tar`, samples `video.npy` (T,R,R,3) uint8 and `segmentations.npy` (T,R,R,1)
+uint8 in both splits, plus `{root}/meta.json` (level and its parameters, seed, counts, resolution,
+frames, generator version). `generate` reuses a root whose meta.json matches.
+"""
+from __future__ import annotations
+
+import colorsys
+import json
+import math
+import multiprocessing
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ssync_lib.config import Config, DataConfig, resolve_path
+from ssync_lib.data.common import DataError
+from ssync_lib.data.movi import make_sample, write_shards
+
+GENERATOR_VERSION = 1
+SHARD_SIZE = 256
+SPLIT_CODES = {"train": 0, "val": 1}
+SHAPES = ("square", "circle", "triangle", "diamond")
+# Well separated saturated colours (Trubetskoy's list, near-duplicates such as lime and pink left out).
+DISTINCT_COLOURS = ((230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
+                    (145, 30, 180), (70, 240, 240), (240, 50, 230))
+SQRT3_2 = math.sqrt(3) / 2
+# Shape parameter (the `extent` of SceneObject) of equal area pi r^2 for a radius r:
+# circle radius, square half side, diamond half diagonal, equilateral-triangle circumradius.
+EXTENT_PER_RADIUS = {"circle": 1.0, "square": math.sqrt(math.pi) / 2, "diamond": math.sqrt(math.pi / 2),
+                     "triangle": math.sqrt(4 * math.pi / (3 * math.sqrt(3)))}
+
+
+@dataclass(frozen=True)
+class Level:
+    """Parameters of a difficulty level (see the module docstring); sizes are fractions of the frame."""
+
+    num_objects: tuple[int, int]
+    radius: tuple[float, float]
+    speed: tuple[float, float]
+    shapes: tuple[str, ...]
+    colours: str  # distinct | similar
+    textures: tuple[str, ...]  # any of flat, stripes, checker
+    background: str  # plain | textured
+    min_separation: float
+
+
+LEVELS = {
+    "synth-easy": Level(num_objects=(2, 4), radius=(0.125, 0.25), speed=(0.02, 0.06), shapes=SHAPES,
+                        colours="distinct", textures=("flat",), background="plain", min_separation=0.6),
+    "synth-hard": Level(num_objects=(3, 6), radius=(0.09, 0.2), speed=(0.02, 0.08), shapes=SHAPES,
+                        colours="similar", textures=("flat", "stripes", "checker"), background="textured",
+                        min_separation=0.4),
+}
+
+
+@dataclass
+class Texture:
+    """A two-colour pattern evaluated at coordinates (u, v) (object-local for objects, frame for background)."""
+
+    kind: str  # flat | stripes | checker
+    colours: np.ndarray  # 2 3 uint8; flat uses the first
+    direction: tuple[float, float]  # (cos, sin) of the stripe normal
+    period: float  # pixels
+
+
+@dataclass
+class SceneObject:
+    shape: str
+    extent: float  # shape parameter in pixels (EXTENT_PER_RADIUS); the centre stays in [extent, R - extent]
+    start: np.ndarray  # 2: (x, y) centre at frame 0
+    velocity: np.ndarray  # 2: pixels per frame before bouncing
+    centres: np.ndarray  # T 2: (x, y) centre per frame, after bouncing
+    depth: int  # drawing order: larger is nearer (drawn later, occludes smaller)
+    texture: Texture
+
+
+@dataclass
+class Scene:
+    objects: list[SceneObject]  # object k has instance id k + 1
+    background: Texture
+
+
+def level_params(level: str) -> Level:
+    if level not in LEVELS:
+        raise KeyError(f"unknown synthetic level '{level}'; choose one of {sorted(LEVELS)}")
+    return LEVELS[level]
+
+
+def bounce(start: np.ndarray, velocity: np.ndarray, lo: float, hi: float, num_frames: int) -> np.ndarray:
+    """Centres (T,2) of a point moving at `velocity` from `start`, reflected at lo and hi on each axis."""
+    t = np.arange(num_frames, dtype=np.float64)[:, None]  # T 1
+    span = hi - lo
+    y = np.mod(start[None] - lo + velocity[None] * t, 2 * span)  # position on the unfolded path, T 2
+    return lo + np.where(y > span, 2 * span - y, y)  # fold back: reflection at the borders
+
+
+def inside(shape: str, extent: float, du: np.ndarray, dv: np.ndarray) -> np.ndarray:
+    """Boolean mask of the points (du, dv) relative to the centre that lie in the shape (image axes, y down)."""
+    if shape == "circle":
+        return du * du + dv * dv <= extent * extent
+    if shape == "square":
+        return np.maximum(np.abs(du), np.abs(dv)) <= extent
+    if shape == "diamond":
+        return np.abs(du) + np.abs(dv) <= extent
+    if shape == "triangle":  # equilateral, apex up; the three edges are at distance extent/2 from the centre
+        half = extent / 2
+        return (dv <= half) & (-SQRT3_2 * du - 0.5 * dv <= half) & (SQRT3_2 * du - 0.5 * dv <= half)
+    raise ValueError(f"unknown shape '{shape}'; choose one of {SHAPES}")
+
+
+def paint(texture: Texture, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Colours (...,3) uint8 of the texture at coordinates u, v (same shape)."""
+    if texture.kind == "flat":
+        return np.broadcast_to(texture.colours[0], u.shape + (3,))
+    if texture.kind == "stripes":
+        cos, sin = texture.direction
+        parity = np.floor((u * cos + v * sin) / texture.period).astype(np.int64) % 2
+    elif texture.kind == "checker":
+        parity = (np.floor(u / texture.period) + np.floor(v / texture.period)).astype(np.int64) % 2
+    else:
+        raise ValueError(f"unknown texture '{texture.kind}'; choose flat, stripes or checker")
+    return texture.colours[parity]
+
+
+def _hsv(h: float, s: float, v: float) -> np.ndarray:
+    return np.array([round(255 * c) for c in colorsys.hsv_to_rgb(h % 1.0, s, v)], dtype=np.uint8)
+
+
+def _texture(rng: np.random.Generator, kind: str, first: np.ndarray, second: np.ndarray, period: float) -> Texture:
+    angle = float(rng.uniform(0, math.pi))
+    return Texture(kind, np.stack([first, second]), (math.cos(angle), math.sin(angle)), period)
+
+
+def sample_scene(level: Level, resolution: int, num_frames: int, rng: np.random.Generator) -> Scene:
+    """Draw the objects, their motion and appearance, and the background of one video."""
+    count = int(rng.integers(level.num_objects[0], level.num_objects[1] + 1))
+    scale = resolution / 64  # texture periods are given for 64 px frames
+    base_hue = float(rng.uniform())
+    if level.colours == "distinct":
+        if count > len(DISTINCT_COLOURS):
+            raise ValueError(f"{count} objects but only {len(DISTINCT_COLOURS)} distinct colours")
+        palette = [np.array(DISTINCT_COLOURS[i], np.uint8) for i in rng.permutation(len(DISTINCT_COLOURS))[:count]]
+    elif level.colours == "similar":
+        palette = [_hsv(base_hue + rng.uniform(-0.08, 0.08), rng.uniform(0.45, 0.9), rng.uniform(0.55, 1.0))
+                   for _ in range(count)]
+    else:
+        raise ValueError(f"unknown colour scheme '{level.colours}'; choose distinct or similar")
+    depths = rng.permutation(count)
+    objects: list[SceneObject] = []
+    placed: list[tuple[np.ndarray, float]] = []  # (frame-0 centre, radius) of the objects so far
+    for k in range(count):
+        shape = level.shapes[int(rng.integers(len(level.shapes)))]
+        radius = rng.uniform(*level.radius) * resolution
+        extent = EXTENT_PER_RADIUS[shape] * radius  # also the half size of the shape's bounding box
+        if 2 * extent >= resolution:
+            raise ValueError(f"a {shape} of radius {radius:.1f} px does not fit a {resolution} px frame; "
+                             "lower Level.radius")
+        lo, hi = extent, resolution - extent  # the centre's range: the object stays inside the frame
+        start = _place(rng, lo, hi, radius, placed, level.min_separation)
+        placed.append((start, radius))
+        speed = rng.uniform(*level.speed) * resolution
+        angle = rng.uniform(0, 2 * math.pi)
+        velocity = np.array([speed * math.cos(angle), speed * math.sin(angle)])
+        kind = level.textures[int(rng.integers(len(level.textures)))]
+        colour = palette[k]
+        shade = (colour.astype(np.float64) * 0.6).round().astype(np.uint8)
+        texture = _texture(rng, kind, colour, shade, rng.uniform(3, 6) * scale)
+        objects.append(SceneObject(shape, extent, start, velocity, bounce(start, velocity, lo, hi, num_frames),
+                                   int(depths[k]), texture))
+    if level.background == "plain":
+        grey = np.full(3, rng.integers(16, 80), np.uint8)
+        background = Texture("flat", np.stack([grey, grey]), (1.0, 0.0), 1.0)
+    elif level.background == "textured":
+        h, s, v = base_hue + rng.uniform(-0.12, 0.12), rng.uniform(0.2, 0.5), rng.uniform(0.3, 0.55)
+        kind = ("stripes", "checker")[int(rng.integers(2))]
+        background = _texture(rng, kind, _hsv(h, s, v), _hsv(h, s, 0.7 * v), rng.uniform(3, 8) * scale)
+    else:
+        raise ValueError(f"unknown background '{level.background}'; choose plain or textured")
+    return Scene(objects, background)
+
+
+def _place(rng: np.random.Generator, lo: float, hi: float, radius: float, placed: list, min_separation: float):
+    """A frame-0 centre at least min_separation x (r + r_other) from the placed objects (best of 50 draws)."""
+    best, best_gap = None, -math.inf
+    for _ in range(50):
+        start = rng.uniform(lo, hi, size=2)
+        gap = min((np.linalg.norm(start - c) / (radius + r) for c, r in placed), default=math.inf)
+        if gap > best_gap:
+            best, best_gap = start, gap
+        if gap >= min_separation:
+            break
+    return best
+
+
+def render(scene: Scene, resolution: int, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Frames (T,R,R,3) uint8 and instance masks (T,R,R) uint8 (0 background, k+1 object k)."""
+    ys, xs = np.mgrid[0:resolution, 0:resolution] + 0.5  # pixel centres, R R
+    video = np.array(np.broadcast_to(paint(scene.background, xs, ys), (num_frames, resolution, resolution, 3)))
+    masks = np.zeros((num_frames, resolution, resolution), np.uint8)  # T R R
+    for k in sorted(range(len(scene.objects)), key=lambda i: scene.objects[i].depth):  # back to front
+        obj = scene.objects[k]
+        du = xs[None] - obj.centres[:, 0, None, None]  # T R R, object-local coordinates
+        dv = ys[None] - obj.centres[:, 1, None, None]
+        hit = inside(obj.shape, obj.extent, du, dv)  # T R R
+        video[hit] = paint(obj.texture, du[hit], dv[hit])
+        masks[hit] = k + 1
+    return video, masks
+
+
+def make_video(level: str | Level, resolution: int, num_frames: int, seed: int, split: str, index: int):
+    """Video `index` of `split` of a level (name or parameters): (frames (T,R,R,3) uint8, masks (T,R,R)
+    uint8, Scene)."""
+    rng = np.random.default_rng((seed, SPLIT_CODES[split], index))
+    params = level if isinstance(level, Level) else level_params(level)
+    scene = sample_scene(params, resolution, num_frames, rng)
+    video, masks = render(scene, resolution, num_frames)
+    return video, masks, scene
+
+
+def _sample(job: tuple) -> dict:
+    level, resolution, num_frames, seed, split, index = job
+    video, masks, _ = make_video(level, resolution, num_frames, seed, split, index)
+    return make_sample(f"{index:06d}", video, masks)
+
+
+def expected_meta(level: str, seed: int, num_train: int, num_val: int, resolution: int, num_frames: int) -> dict:
+    """The meta.json that a root generated with these settings holds."""
+    return {"generator_version": GENERATOR_VERSION, "level": level, "level_params": asdict(level_params(level)),
+            "seed": seed, "num_train": num_train, "num_val": num_val, "resolution": resolution,
+            "num_frames": num_frames, "shard_size": SHARD_SIZE}
+
+
+def read_meta(root: str | Path) -> dict | None:
+    """The meta.json of a generated root without its timing entry, None when there is none."""
+    path = Path(root) / "meta.json"
+    if not path.exists():
+        return None
+    meta = json.loads(path.read_text())
+    meta.pop("seconds", None)
+    return meta
+
+
+def generate(root: str | Path, level: str, seed: int, num_train: int, num_val: int, resolution: int,
+             num_frames: int, workers: int = 2, force: bool = False, progress: bool = True) -> bool:
+    """Write the benchmark to `root` unless its meta.json already matches; returns True if reused."""
+    root = Path(root)
+    meta = json.loads(json.dumps(expected_meta(level, seed, num_train, num_val, resolution, num_frames)))
+    existing = read_meta(root)
+    if not force and existing == meta:
+        return True
+    if not force and existing is None and any((root / name).exists() for name in ("train", "val")):
+        raise FileExistsError(f"{root} holds train/ or val/ but no synthetic meta.json (another data set, or an "
+                              "interrupted generation); pass force=True (--force) to overwrite it")
+    for name in ("meta.json", "train", "val"):
+        target = root / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+    root.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    params = level_params(level)  # sent to the workers, so custom levels work under any start method
+    pool = multiprocessing.Pool(workers) if workers > 1 else None
+    try:
+        for split, count in (("train", num_train), ("val", num_val)):
+            jobs = [(params, resolution, num_frames, seed, split, i) for i in range(count)]
+            samples = pool.imap(_sample, jobs, chunksize=16) if pool else map(_sample, jobs)
+            bar = tqdm(samples, total=count, desc=f"{level} {split} -> {root}", unit="video", disable=not progress)
+            write_shards(bar, root / split, SHARD_SIZE)
+    finally:
+        if pool:
+            pool.close()
+            pool.join()
+    meta["seconds"] = round(time.perf_counter() - start, 2)
+    (root / "meta.json").write_text(json.dumps(meta, indent=2))
+    return False
+
+
+def generate_from_config(cfg: Config, workers: int = 2, force: bool = False, progress: bool = True) -> bool:
+    """`generate` with the settings of `cfg.data` into `resolve_path(cfg.data.root)`; True if reused."""
+    d = cfg.data
+    return generate(resolve_path(d.root), d.level, d.synth_seed, d.num_train, d.num_val, d.resolution,
+                    d.num_frames, workers=workers, force=force, progress=progress)
+
+
+def check_root(root: Path, data: DataConfig) -> None:
+    """Refuse a synthetic root that is missing or was generated for another level, size or length."""
+    meta = read_meta(root)
+    if meta is None:
+        raise FileNotFoundError(f"{root / 'meta.json'} not found: generate the synthetic data first, e.g. "
+                                f"`python data_scripts/make_synthetic.py --profile cpu --root {root}`")
+    for key in ("level", "resolution", "num_frames"):
+        if meta.get(key) != getattr(data, key):
+            raise DataError(f"{root / 'meta.json'}: '{key}' is {meta.get(key)!r} but data.{key} is "
+                            f"{getattr(data, key)!r}; regenerate (make_synthetic.py) or fix the config")
