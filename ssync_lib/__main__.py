@@ -1,0 +1,118 @@
+"""Command line: ``python -m ssync_lib <command> ...`` (also installed as ``ssync``).
+
+    python -m ssync_lib train --profile cpu --objective ssync --set max_steps=500 model.num_slots=7
+    python -m ssync_lib train --profile cpu --objective ssync --resume
+    python -m ssync_lib evaluate --run runs/cpu-ssync-s5-seed0
+    torchrun --nproc_per_node 2 -m ssync_lib train --profile movi_c --objective ssync
+
+Each command is a pair ``add_<command>_parser(subparsers)`` / ``run_<command>(args)``; a new
+command adds its pair and one entry in ``COMMANDS``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ssync_lib.config import PROFILES, get_config
+
+
+def add_train_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model (one loop for the CLI and the notebooks)")
+    p.add_argument("--profile", default="cpu", choices=sorted(PROFILES), help="config profile (default cpu)")
+    p.add_argument("--objective", choices=("baseline", "dense", "ssync"), help="sets objective.name")
+    p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="config overrides, e.g. --set max_steps=500 model.num_slots=7")
+    p.add_argument("--name", help="run folder name under train.run_root (sets train.name)")
+    p.add_argument("--resume", action="store_true", help="continue from <run>/last.pt")
+    p.add_argument("--init-from", metavar="CKPT", help="start from another run's checkpoint (train.init_mode)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ssync_lib.train import train
+
+    overrides = list(args.overrides)
+    if args.objective:
+        overrides.append(f"objective.name={args.objective}")
+    if args.name:
+        overrides.append(f"train.name={args.name}")
+    cfg = get_config(args.profile, overrides)
+    result = train(cfg, resume=args.resume, progress=not args.no_progress, init_from=args.init_from)
+    if result.metrics:
+        print(f"run folder: {result.run_dir}")
+        print(json.dumps(result.metrics, indent=2))
+    return 0
+
+
+def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="FG-ARI / mBO / mIoU of a checkpoint on whole validation videos")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run", help="run folder (evaluates its last.pt, writes metrics.json there)")
+    which.add_argument("--checkpoint", help="a checkpoint file (the JSON goes beside it)")
+    p.add_argument("--split", default="val", choices=("val",), help="data split (whole videos)")
+    p.add_argument("--max-videos", type=int, help="evaluate the first N videos only")
+    p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="overrides of the checkpoint's config, e.g. --set train.device=cpu data.root=...")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_evaluate)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from ssync_lib.evaluate import evaluate_checkpoint, evaluate_run
+
+    kwargs = dict(split=args.split, max_videos=args.max_videos, overrides=args.overrides,
+                  progress=not args.no_progress)
+    metrics = evaluate_run(args.run, **kwargs) if args.run else evaluate_checkpoint(args.checkpoint, **kwargs)
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def add_experiment_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("experiment", help="objectives x seeds x slot counts, trained, evaluated, summarised")
+    p.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
+    p.add_argument("--objectives", default="baseline,dense,ssync", help="comma-separated objective names")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
+    p.add_argument("--slots", default="", help="comma-separated slot counts (default: the profile's)")
+    p.add_argument("--branch", default="ssync",
+                   help="objectives that start from the baseline's checkpoint at the end of SSync's warm-up "
+                        "('' = none)")
+    p.add_argument("--name", help="sweep folder under <run_root>/experiments (default: the profile)")
+    p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
+    p.add_argument("--results", help="copy the summary, plots and per-run metrics to this folder")
+    p.add_argument("--summary-only", action="store_true", help="summarise the finished runs, train nothing")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run_experiment)
+
+
+def run_experiment(args: argparse.Namespace) -> int:
+    from ssync_lib.config import resolve_path
+    from ssync_lib.experiment import command_line, publish, run_sweep, summarise, sweep_from_args
+
+    sweep = sweep_from_args(args)
+    summary = summarise(sweep.folder()) if args.summary_only else run_sweep(sweep, progress=not args.no_progress)
+    print((sweep.folder() / "table.md").read_text())
+    if args.results:
+        publish(sweep.folder(), resolve_path(args.results), command_line(sys.argv[1:]))
+    return 0 if len(summary) else 1
+
+
+COMMANDS = (add_train_parser, add_evaluate_parser, add_experiment_parser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ssync_lib", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in COMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

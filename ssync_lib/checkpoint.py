@@ -1,0 +1,159 @@
+"""Checkpoints: atomic writes, safe loads, every RNG state, clear errors on mismatch.
+
+A checkpoint is one ``torch.save`` file holding only tensors and plain Python values, so that it
+loads with ``torch.load(weights_only=True)`` (no arbitrary unpickling):
+
+    {"format": 1, "step": int, "epoch": int, "batch_in_epoch": int, "world_size": int,
+     "model": state_dict, "objective": state_dict, "optimizer": state_dict, "scheduler": state_dict,
+     "rng": [rng_state() of rank 0, rank 1, ...], "log_accum": running log means (plain floats),
+     "config": Config.to_dict()}
+
+The data order is a pure function of (seed, epoch) and the step (see ``train.py``), so the step is
+all a resumed run needs to continue it.
+
+Writes go to a temporary file in the same folder, are flushed and fsync'ed, then renamed over the
+old file with ``os.replace`` (atomic on POSIX) and the folder is fsync'ed: a crash or an exception
+at any point leaves the previous checkpoint intact.
+"""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+FORMAT = 1
+TMP_PREFIX = ".tmp-"
+
+
+class CheckpointMismatchError(RuntimeError):
+    """A checkpoint does not fit the modules built from the current config."""
+
+
+def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> Path:
+    """Atomically write ``state`` to ``path``; on any failure the old file is untouched."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(dict(state), f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (a no-op where folders cannot be opened, e.g. Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_stale_tmp(folder: str | Path) -> list[Path]:
+    """Delete temporary files left by a save that was killed (SIGKILL cannot run cleanup)."""
+    stale = sorted(Path(folder).glob(f"{TMP_PREFIX}*"))
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint with ``weights_only=True``; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:
+        raise RuntimeError(f"cannot load checkpoint {path} safely (weights_only=True): {err}") from err
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise RuntimeError(f"{path} is not an ssync_lib checkpoint of format {FORMAT}")
+    return state
+
+
+# ----------------------------------------------------------------------------- RNG states
+
+def rng_state() -> dict:
+    """Every RNG state of this process as tensors and plain values (weights_only-loadable)."""
+    py_version, py_keys, py_gauss = random.getstate()
+    _, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "python_version": py_version,
+        "python_keys": torch.tensor(py_keys, dtype=torch.int64),  # 625 ints < 2**32
+        "python_gauss": py_gauss,
+        "numpy_keys": torch.from_numpy(np_keys.astype(np.int64)),  # 624 uint32
+        "numpy_pos": int(np_pos),
+        "numpy_has_gauss": int(np_has_gauss),
+        "numpy_gauss": float(np_gauss),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    """Inverse of :func:`rng_state`."""
+    torch.set_rng_state(state["torch"].cpu())
+    random.setstate((state["python_version"], tuple(int(k) for k in state["python_keys"].tolist()),
+                     state["python_gauss"]))
+    np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32), state["numpy_pos"],
+                         state["numpy_has_gauss"], state["numpy_gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"].cpu())
+
+
+# ----------------------------------------------------------------------------- compatibility
+
+def state_dict_mismatches(module: torch.nn.Module, saved: Mapping[str, torch.Tensor]) -> list[str]:
+    """Human-readable differences between ``module.state_dict()`` and ``saved`` (empty = compatible)."""
+    own = module.state_dict()
+    problems = [f"missing in checkpoint: {k}" for k in own if k not in saved]
+    problems += [f"unexpected in checkpoint: {k}" for k in saved if k not in own]
+    problems += [f"shape of {k}: {tuple(saved[k].shape)} in checkpoint vs {tuple(v.shape)} in model"
+                 for k, v in own.items() if k in saved and tuple(saved[k].shape) != tuple(v.shape)]
+    return problems
+
+
+def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any], sections=None) -> list[str]:
+    """``section.key: saved -> current`` for every config value that differs."""
+    diffs = []
+    for section in sections or sorted(set(saved) | set(current)):
+        old, new = saved.get(section), current.get(section)
+        if not isinstance(old, Mapping) or not isinstance(new, Mapping):
+            if old != new:
+                diffs.append(f"{section}: {old!r} -> {new!r}")
+            continue
+        diffs += [f"{section}.{k}: {old.get(k)!r} -> {new.get(k)!r}"
+                  for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    return diffs
+
+
+def load_module_state(module: torch.nn.Module, saved: Mapping[str, torch.Tensor], *, what: str,
+                      path: str | Path, saved_config: Mapping[str, Any] | None = None,
+                      config: Mapping[str, Any] | None = None) -> None:
+    """``module.load_state_dict(saved)`` with an error that names the mismatched keys, and the
+    config values (model section) that explain them."""
+    problems = state_dict_mismatches(module, saved)
+    if problems:
+        msg = f"checkpoint {path} does not fit the {what} built from the config:\n  " + "\n  ".join(problems)
+        if saved_config is not None and config is not None:
+            diffs = config_differences(saved_config, config, sections=("data", "model"))
+            if diffs:
+                msg += "\nconfig values that differ (checkpoint -> current):\n  " + "\n  ".join(diffs)
+        raise CheckpointMismatchError(msg)
+    module.load_state_dict(saved)

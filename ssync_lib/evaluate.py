@@ -1,0 +1,184 @@
+"""Evaluation on whole validation videos (method notes §2).
+
+    metrics = evaluate(model, cfg)               # flat dict, see below
+    metrics = evaluate_run("runs/smoke-ssync")   # loads last.pt, writes runs/smoke-ssync/metrics.json
+
+The model runs over all T frames of each validation video (slots propagate through the whole
+video). Two kinds of predicted masks are scored: the decoder object maps (``out.masks``) and the
+encoder attention maps (``out.attn``). Each is reshaped to (B, T, S, h, w), resized to the ground
+truth and turned into hard labels by ``metrics.masks_to_labels``, then scored at video and image
+level. Keys of the returned dict: ``<maps>/<level>/<metric>`` with maps in (decoder, attention),
+level in (video, image), metric in (fg_ari, mbo, miou), plus ``..._valid`` / ``..._skipped`` counts
+(clips or frames whose ground truth is background only are skipped, §2) and ``num_videos``.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Iterable, Iterator, Mapping
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ssync_lib import metrics as M
+from ssync_lib.checkpoint import load_checkpoint, load_module_state
+from ssync_lib.config import Config, apply_overrides, project_root, resolve_path
+from ssync_lib.data import build_dataset
+from ssync_lib.models import create_model
+
+NO_BACKGROUND = ("ytvis",)  # sources without a background id: plain ARI over labelled pixels (§2)
+
+
+def _batches(dataset, count: int, batch_size: int, num_workers: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The first ``count`` items, consecutive items of equal shape stacked, at most ``batch_size`` at a
+    time: video (B,T,3,H,W), masks (B,T,H,W). Workers prefetch; the global RNG is not touched."""
+    items = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, range(count)), batch_size=None,
+                                        num_workers=num_workers, generator=torch.Generator())
+    videos, masks = [], []
+    for item in items:
+        if videos and (len(videos) == batch_size or item["video"].shape != videos[0].shape
+                       or item["masks"].shape != masks[0].shape):
+            yield torch.stack(videos), torch.stack(masks)
+            videos, masks = [], []
+        videos.append(item["video"])
+        masks.append(item["masks"])
+    if videos:
+        yield torch.stack(videos), torch.stack(masks)
+
+
+def predicted_labels(out, size: tuple[int, int]) -> dict[str, torch.Tensor]:
+    """Hard labels (B,T,H,W) of the decoder masks and the attention maps of a ModelOutput."""
+    h, w = out.grid
+    maps = {"decoder": out.masks, "attention": out.attn}  # B T S N each
+    return {name: M.masks_to_labels(m.float().unflatten(-1, (h, w)), size)  # B T S h w -> B T H W
+            for name, m in maps.items()}
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, cfg: Config, split: str = "val", max_videos: int | None = None,
+             progress: bool = True) -> dict:
+    """Video- and image-level FG-ARI, mBO and mIoU of ``model`` on whole videos of ``split``.
+
+    Runs under a forked RNG seeded with ``cfg.train.seed`` (the Gaussian slot init draws noise):
+    the result depends on the weights only, and the caller's RNG streams are left untouched."""
+    dataset = build_dataset(cfg, split)
+    count = len(dataset) if not max_videos else min(max_videos, len(dataset))
+    ignore_background = cfg.data.source not in NO_BACKGROUND
+    device = next(model.parameters()).device
+    scores: dict[str, list[torch.Tensor]] = {}  # "<maps>/<level>/<metric>" -> per clip (B,) or frame (B,T)
+    was_training = model.training
+    model.eval()
+    bar = tqdm(total=count, desc=f"evaluate {split}", disable=not progress, leave=False)
+    try:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(cfg.train.seed)
+            batches = _batches(dataset, count, cfg.train.eval_batch_size, cfg.data.num_workers)
+            for video, true in batches:  # B T 3 H W, B T H W
+                with torch.autocast(device.type, dtype=torch.bfloat16,
+                                    enabled=cfg.train.amp_bf16 and device.type == "cuda"):
+                    out = model(video.to(device))
+                for maps, pred in predicted_labels(out, tuple(true.shape[-2:])).items():
+                    clip = M.clip_scores(pred, true.to(device), ignore_background)
+                    for name, value in clip.items():  # fg_ari (B,) ... fg_ari_image (B, T) ...
+                        level = "image" if name.endswith("_image") else "video"
+                        key = f"{maps}/{level}/{name.removesuffix('_image')}"
+                        scores.setdefault(key, []).append(value.flatten().cpu())
+                bar.update(video.shape[0])
+    finally:
+        bar.close()
+        model.train(was_training)
+    result: dict = {"num_videos": count}
+    for key, parts in scores.items():
+        result[key], result[f"{key}_valid"], result[f"{key}_skipped"] = M.mean_valid(torch.cat(parts))
+    return result
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto`` = CUDA (``cuda:<local_rank>``) when available, else CPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"train.device='{name}' but CUDA is not available; use train.device=cpu or auto")
+        return torch.device(name if ":" in name else f"cuda:{local_rank}")
+    if name != "cpu":
+        raise ValueError(f"train.device='{name}': expected auto, cpu, cuda or cuda:<index>")
+    return torch.device("cpu")
+
+
+def check_data_root(cfg: Config) -> Path:
+    """Fail early, before building anything, when the data folder is missing."""
+    root = resolve_path(cfg.data.root)
+    if not root.exists():
+        if cfg.data.source == "synthetic":
+            hint = (f"generate it with `make data PROFILE={cfg.profile}` or "
+                    f"`python data_scripts/make_synthetic.py --profile {cfg.profile}`")
+        else:
+            hint = f"download the {cfg.data.source} data set there or point data.root at it"
+        raise FileNotFoundError(f"data folder {root} (data.root='{cfg.data.root}', profile '{cfg.profile}') "
+                                f"does not exist: {hint}")
+    return root
+
+
+def commit_hash() -> str | None:
+    """The project's git commit (with ``-dirty`` when the tree has changes), None outside git."""
+    try:
+        root = project_root()
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def write_metrics(path: Path, metrics: Mapping, step: int, cfg: Config, checkpoint: Path | None) -> Path:
+    """``metrics.json``: the metrics with the step, checkpoint, config and commit they come from."""
+    record = {"step": step, "checkpoint": str(checkpoint) if checkpoint else None, "commit": commit_hash(),
+              "metrics": dict(metrics), "config": cfg.to_dict()}
+    path.write_text(json.dumps(record, indent=2, sort_keys=True))
+    return path
+
+
+def load_model(checkpoint: str | Path, overrides: Iterable[str] | Mapping = (),
+               device: str | None = None) -> tuple[nn.Module, Config, dict]:
+    """The model of a checkpoint (config from the checkpoint, plus ``overrides``) in eval mode, its
+    config and the checkpoint's content."""
+    state = load_checkpoint(checkpoint)
+    cfg = apply_overrides(Config.from_dict(state["config"]), overrides)
+    return _model_from(state, cfg, Path(checkpoint), device), cfg, state
+
+
+def _model_from(state: dict, cfg: Config, path: Path, device: str | None = None) -> nn.Module:
+    model = create_model(cfg.model, input_size=cfg.data.input_size)
+    load_module_state(model, state["model"], what="model", path=path, saved_config=state["config"],
+                      config=cfg.to_dict())
+    return model.to(resolve_device(device or cfg.train.device)).eval()
+
+
+def evaluate_checkpoint(checkpoint: str | Path, split: str = "val", max_videos: int | None = None,
+                        overrides: Iterable[str] | Mapping = (), progress: bool = True,
+                        out: str | Path | None = None) -> dict:
+    """Evaluate a checkpoint and write the JSON beside it (``metrics.json`` for ``last.pt``,
+    ``metrics-<stem>.json`` otherwise) or to ``out``. Returns the metrics."""
+    checkpoint = Path(checkpoint)
+    state = load_checkpoint(checkpoint)
+    cfg = apply_overrides(Config.from_dict(state["config"]), overrides)
+    check_data_root(cfg)  # before building the model
+    model = _model_from(state, cfg, checkpoint)
+    metrics = evaluate(model, cfg, split, max_videos=max_videos or cfg.data.max_val_videos or None,
+                       progress=progress)
+    if out is None:
+        stem = "" if checkpoint.stem == "last" else f"-{checkpoint.stem}"
+        out = checkpoint.with_name(f"metrics{stem}{'' if split == 'val' else '-' + split}.json")
+    write_metrics(Path(out), metrics, step=state["step"], cfg=cfg, checkpoint=checkpoint)
+    return metrics
+
+
+def evaluate_run(run_dir: str | Path, split: str = "val", max_videos: int | None = None,
+                 overrides: Iterable[str] | Mapping = (), progress: bool = True) -> dict:
+    """Evaluate the last checkpoint of a run folder; writes ``<run_dir>/metrics.json``."""
+    run_dir = resolve_path(run_dir)
+    return evaluate_checkpoint(run_dir / "last.pt", split, max_videos, overrides, progress)

@@ -1,0 +1,182 @@
+"""The results sweep: objectives x seeds x slot counts, trained and evaluated, resumable.
+
+    python -m ssync_lib experiment --profile cpu --objectives baseline,dense,ssync --seeds 0,1,2 \
+        --slots 4,7,10 --name synth-hard --set data.level=synth-hard data.root=data/synth-hard
+
+Folder ``<run_root>/experiments/<name>/``: one run folder per combination (``<objective>-s<S>-seed<k>``,
+the usual ``config.json``, ``log.csv``, ``last.pt``, ``metrics.json``), plus ``summary.csv`` (one row per
+finished run), ``table.md`` (mean +- std over seeds) and the plots. ``--results DIR`` copies those small
+files (and every run's metrics.json and log.csv) to DIR, with the command, commit and machine.
+
+Branching (``--branch ssync``, the default): the baseline and SSync are identical for the first 30% of the
+steps (SSync's warm-up, method notes §4.6), so the SSync run starts from the baseline run's checkpoint at
+that step (model, Adam state, lr schedule, data order and RNG) instead of repeating it. Dense alignment is
+not branched by default: its redundancy regulariser acts during the first 10% of the steps (§3).
+
+Resuming: a finished run (``metrics.json`` present) is not redone; an interrupted one resumes from its
+``last.pt``; a killed sweep continues with what is missing.
+"""
+from __future__ import annotations
+
+import json
+import math
+import platform
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+import torch
+
+from ssync_lib.config import Config, apply_overrides, get_config, resolve_path
+from ssync_lib.evaluate import commit_hash
+
+METRIC_KEYS = [f"{maps}/video/{m}" for maps in ("decoder", "attention") for m in ("fg_ari", "mbo", "miou")]
+
+
+@dataclass
+class Sweep:
+    profile: str
+    objectives: list[str]
+    seeds: list[int]
+    slots: list[int]
+    name: str
+    overrides: list[str]
+    branch: list[str]  # objectives that branch from the baseline at their warm-up end
+
+    def folder(self) -> Path:
+        return resolve_path(get_config(self.profile, self.overrides).train.run_root) / "experiments" / self.name
+
+    def config(self, objective: str, seed: int, slots: int) -> Config:
+        cfg = get_config(self.profile, self.overrides)
+        apply_overrides(cfg, {"objective.name": objective, "train.seed": seed, "model.num_slots": slots,
+                              "train.run_root": str(self.folder()), "train.name": f"{objective}-s{slots}-seed{seed}"})
+        return cfg
+
+
+def branch_step(cfg: Config) -> int:
+    """The last step at which SSync still equals the baseline (§4.6: off for the first 30% of the steps)."""
+    return math.ceil(cfg.objective.ssync_warmup_frac * cfg.train.max_steps)
+
+
+def _base_config(sweep: Sweep, seed: int, slots: int) -> Config:
+    """The baseline run, keeping a checkpoint at the branch step for the objectives that branch from it."""
+    cfg = sweep.config("baseline", seed, slots)
+    step = branch_step(cfg)
+    if sweep.branch and step > 0:
+        cfg.train.keep_every = step
+        cfg.train.ckpt_every = math.gcd(cfg.train.ckpt_every, step)
+    return cfg
+
+
+def run_sweep(sweep: Sweep, progress: bool = True) -> pd.DataFrame:
+    """Train and evaluate every missing combination, then summarise. Returns the summary table."""
+    from ssync_lib.train import train
+
+    unknown = set(sweep.branch) - {"ssync", "dense"}
+    if unknown:
+        raise ValueError(f"--branch takes objectives among ssync, dense; got {sorted(unknown)}")
+    order = sorted(sweep.objectives, key=lambda o: o != "baseline")  # the baseline first: others branch from it
+    for seed in sweep.seeds:
+        for slots in sweep.slots:
+            for objective in order:
+                cfg = _base_config(sweep, seed, slots) if objective == "baseline" else sweep.config(objective, seed, slots)
+                run_dir = Path(cfg.train.run_root) / cfg.run_name
+                if (run_dir / "metrics.json").exists():
+                    print(f"done already: {run_dir.name}")
+                    continue
+                init_from = None
+                if objective in sweep.branch and not (run_dir / "last.pt").exists():
+                    base = _base_config(sweep, seed, slots)
+                    base_dir = Path(base.train.run_root) / base.run_name
+                    if not (base_dir / "metrics.json").exists():
+                        train(base, resume="auto", progress=progress)
+                    init_from = base_dir / f"step-{branch_step(base):07d}.pt"
+                train(cfg, resume="auto", progress=progress, init_from=init_from)
+    return summarise(sweep.folder())
+
+
+def summarise(folder: Path) -> pd.DataFrame:
+    """summary.csv (a row per finished run), table.md (mean +- std over seeds) and the plots."""
+    rows = []
+    for metrics_file in sorted(folder.glob("*/metrics.json")):
+        record = json.loads(metrics_file.read_text())
+        cfg = record["config"]
+        log = pd.read_csv(metrics_file.with_name("log.csv"))
+        rows.append({"run": metrics_file.parent.name, "objective": cfg["objective"]["name"],
+                     "slots": cfg["model"]["num_slots"], "seed": cfg["train"]["seed"], "step": record["step"],
+                     **{k: record["metrics"].get(k, float("nan")) for k in METRIC_KEYS},
+                     "sec_per_step": float(log["sec_per_step"].median()),
+                     "branched_from": cfg["train"]["init_from"] or ""})
+    summary = pd.DataFrame(rows)
+    if summary.empty:
+        raise FileNotFoundError(f"no finished run (metrics.json) under {folder}")
+    summary.to_csv(folder / "summary.csv", index=False)
+    (folder / "table.md").write_text(markdown_table(summary))
+    plot_sweep(summary, folder / "slot_robustness.png")
+    return summary
+
+
+def markdown_table(summary: pd.DataFrame) -> str:
+    """Mean +- std over seeds per objective and slot count, in percent (as the field reports them)."""
+    cols = METRIC_KEYS + ["sec_per_step"]
+    grouped = summary.groupby(["objective", "slots"])
+    mean, std, count = grouped[cols].mean(), grouped[cols].std(ddof=0), grouped.size()
+    head = ["objective", "slots", "seeds"] + [c.replace("/video/", " ") for c in cols]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for key in mean.index:
+        cells = [f"{100 * mean.loc[key, c]:.1f} ± {100 * std.loc[key, c]:.1f}" for c in METRIC_KEYS]
+        cells.append(f"{mean.loc[key, 'sec_per_step']:.3f}")
+        lines.append("| " + " | ".join([key[0], str(key[1]), str(count[key])] + cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_sweep(summary: pd.DataFrame, path: Path) -> Path:
+    """FG-ARI and mBO (decoder masks, video level) against the slot count, one line per objective."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    long = summary.melt(id_vars=["objective", "slots", "seed"], value_vars=["decoder/video/fg_ari", "decoder/video/mbo"],
+                        var_name="metric", value_name="score")
+    long["metric"] = long["metric"].map({"decoder/video/fg_ari": "FG-ARI", "decoder/video/mbo": "mBO"})
+    grid = sns.relplot(data=long, x="slots", y="score", hue="objective", col="metric", kind="line", marker="o",
+                       errorbar="sd", height=3.2, aspect=1.2, facet_kws={"sharey": False})
+    grid.set_titles("{col_name} (decoder masks, video level)")
+    grid.figure.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(grid.figure)
+    return path
+
+
+def publish(folder: Path, results: Path, command: str) -> None:
+    """Copy the small files of a sweep to a results folder, with the command, commit and machine."""
+    results.mkdir(parents=True, exist_ok=True)
+    for name in ("summary.csv", "table.md", "slot_robustness.png"):
+        shutil.copy2(folder / name, results / name)
+    for run in sorted(p.parent for p in folder.glob("*/metrics.json")):
+        (results / "runs" / run.name).mkdir(parents=True, exist_ok=True)
+        for name in ("metrics.json", "log.csv", "config.json"):
+            shutil.copy2(run / name, results / "runs" / run.name / name)
+    (results / "provenance.json").write_text(json.dumps({
+        "command": command, "commit": commit_hash(), "python": sys.version.split()[0], "torch": torch.__version__,
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "cpu_threads": torch.get_num_threads(),
+    }, indent=2))
+
+
+def parse_list(text: str, kind=str) -> list:
+    return [kind(x) for x in text.split(",") if x.strip()]
+
+
+def sweep_from_args(args) -> Sweep:
+    return Sweep(profile=args.profile, objectives=parse_list(args.objectives), seeds=parse_list(args.seeds, int),
+                 slots=parse_list(args.slots, int) or [get_config(args.profile, args.overrides).model.num_slots],
+                 name=args.name or args.profile, overrides=list(args.overrides), branch=parse_list(args.branch))
+
+
+def command_line(argv: Iterable[str]) -> str:
+    return "python -m ssync_lib " + " ".join(argv)

@@ -1,0 +1,47 @@
+import json
+
+import pytest
+import torch
+
+from ssync_lib.__main__ import build_parser, main
+from ssync_lib.config import get_config
+from ssync_lib.data import synthetic
+
+
+def test_train_arguments_parse():
+    args = build_parser().parse_args(["train", "--profile", "smoke", "--objective", "ssync", "--set", "max_steps=5",
+                                      "model.num_slots=3", "--name", "x", "--resume"])
+    assert (args.profile, args.objective, args.name, args.resume) == ("smoke", "ssync", "x", True)
+    assert args.overrides == ["max_steps=5", "model.num_slots=3"] and args.init_from is None
+
+
+@pytest.mark.parametrize("argv", [
+    ["evaluate"],  # neither --run nor --checkpoint
+    ["evaluate", "--run", "a", "--checkpoint", "b"],  # both
+    ["train", "--objective", "srl"],  # not an objective
+    ["train", "--profile", "gpu"],  # not a profile
+    [],  # no command
+])
+def test_bad_command_lines_exit_with_usage(argv, capsys):
+    with pytest.raises(SystemExit) as err:
+        build_parser().parse_args(argv)
+    assert err.value.code == 2 and "usage:" in capsys.readouterr().err
+
+
+def test_train_then_evaluate_from_the_command_line(tmp_path, capsys):
+    data, runs = tmp_path / "data", tmp_path / "runs"
+    synthetic.generate_from_config(get_config("smoke", {"data.root": str(data)}), workers=1, progress=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(["train", "--profile", "smoke", "--objective", "ssync", "--name", "cli", "--no-progress",
+                     "--set", f"data.root={data}", f"train.run_root={runs}", "max_steps=4"]) == 0
+        trained = json.loads((runs / "cli" / "metrics.json").read_text())
+        assert trained["config"]["objective"]["name"] == "ssync" and trained["step"] == 4
+        capsys.readouterr()
+        assert main(["evaluate", "--run", str(runs / "cli"), "--no-progress", "--max-videos", "2"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["num_videos"] == 2
+    assert json.loads((runs / "cli" / "metrics.json").read_text())["metrics"] == printed

@@ -1,0 +1,64 @@
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from ssync_lib.config import get_config
+from ssync_lib.experiment import Sweep, branch_step, run_sweep
+from ssync_lib.train import train
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def smoke_sweep(tmp_path, **kw):
+    args = dict(profile="smoke", objectives=["baseline", "ssync"], seeds=[0], slots=[3, 4], name="t",
+                overrides=[f"train.run_root={tmp_path}", "train.deterministic=true"], branch=["ssync"])
+    args.update(kw)
+    return Sweep(**args)
+
+
+def test_sweep_trains_every_combination_and_summarises(tmp_path):
+    sweep = smoke_sweep(tmp_path)
+    summary = run_sweep(sweep, progress=False)
+    assert sorted(zip(summary.objective, summary.slots)) == [("baseline", 3), ("baseline", 4), ("ssync", 3), ("ssync", 4)]
+    assert summary[[c for c in summary.columns if "/video/" in c]].notna().all().all()
+    folder = sweep.folder()
+    assert (folder / "slot_robustness.png").stat().st_size > 0
+    table = (folder / "table.md").read_text()
+    assert "| ssync | 4 | 1 |" in table and "| baseline | 3 | 1 |" in table
+    branched = summary.set_index("run").loc["ssync-s3-seed0", "branched_from"]
+    assert branched.endswith(f"step-{branch_step(sweep.config('ssync', 0, 3)):07d}.pt")
+
+    # a second call redoes nothing
+    stamps = {p: p.stat().st_mtime_ns for p in folder.glob("*/metrics.json")}
+    again = run_sweep(sweep, progress=False)
+    assert {p: p.stat().st_mtime_ns for p in folder.glob("*/metrics.json")} == stamps
+    pd.testing.assert_frame_equal(again, summary)
+
+
+def test_branched_ssync_equals_ssync_trained_from_scratch(tmp_path):
+    sweep = smoke_sweep(tmp_path, slots=[3])
+    run_sweep(sweep, progress=False)
+    branched = json.loads((sweep.folder() / "ssync-s3-seed0" / "metrics.json").read_text())["metrics"]
+    cfg = sweep.config("ssync", 0, 3)
+    cfg.train.name = "from-scratch"
+    scratch = train(cfg, progress=False).metrics
+    assert branched == scratch
+
+
+def test_unknown_branch_objective_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="baseline"):
+        run_sweep(smoke_sweep(tmp_path, branch=["baseline"]), progress=False)
+
+
+def test_published_profile_sweep_configs_keep_their_table_values():
+    sweep = Sweep("movi_c", ["ssync"], [1], [7], "x", [], ["ssync"])
+    cfg = sweep.config("ssync", 1, 7)
+    assert (cfg.model.num_slots, cfg.train.seed, cfg.objective.merge_iou) == (7, 1, get_config("movi_c").objective.merge_iou)

@@ -1,0 +1,199 @@
+import json
+import math
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+import ssync_lib.train as train_module
+from ssync_lib.checkpoint import CheckpointMismatchError, load_checkpoint
+from ssync_lib.config import TrainConfig, apply_overrides, get_config
+from ssync_lib.data import synthetic
+from ssync_lib.train import (CsvLog, NonFiniteLossError, WarmupExpDecay, _check_finite, build_optimizer,
+                             build_scheduler, epoch_permutation, rank_batches, train)
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """The smoke profile on freshly generated smoke data, runs under a temporary folder, one thread
+    (2 threads on a shared 2-core machine spin-wait; results are checked bit for bit)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    cfg = get_config("smoke", {"data.root": str(tmp_path_factory.mktemp("smoke-data")),
+                               "train.run_root": str(tmp_path_factory.mktemp("runs"))})
+    synthetic.generate_from_config(cfg, workers=1, progress=False)
+    yield cfg
+    torch.set_num_threads(threads)
+
+
+def _cfg(smoke, **overrides):
+    return apply_overrides(get_config("smoke", {"data.root": smoke.data.root, "train.run_root": smoke.train.run_root}),
+                           overrides)
+
+
+@pytest.fixture(scope="module")
+def base_run(smoke):
+    """One smoke run (baseline objective) shared by the tests below."""
+    return train(_cfg(smoke, **{"train.name": "base", "train.keep_every": 3}), progress=False)
+
+
+def _reference_factor(step, warmup, max_steps):
+    """Method notes §1.8 written out: linear warm-up, then 0.5 ** ((step - warmup) / (max_steps - warmup))."""
+    if step < warmup:
+        return step / warmup
+    return 0.5 ** ((step - warmup) / (max_steps - warmup))
+
+
+def test_schedule_factor_matches_the_method_notes():
+    fn = WarmupExpDecay(warmup_steps=2500, max_steps=100_000)
+    for step in [0, 1, 1249, 2499, 2500, 2501, 51_250, 99_999, 100_000]:
+        assert fn(step) == pytest.approx(_reference_factor(step, 2500, 100_000), rel=1e-12)
+    assert fn(1250) == 0.5 and fn(2500) == 1.0 and fn(100_000) == 0.5
+    assert WarmupExpDecay(0, 10)(0) == 1.0  # no warm-up: decay from the first step
+
+
+def test_optimiser_lr_follows_the_schedule_step_by_step():
+    tcfg = TrainConfig(lr=1e-3, warmup_steps=4, max_steps=20)
+    model, objective = nn.Linear(2, 2), nn.Linear(1, 1)
+    opt = build_optimizer(model, objective, tcfg)
+    sched = build_scheduler(opt, tcfg, step=0)
+    seen = []
+    for _ in range(20):
+        seen.append([g["lr"] for g in opt.param_groups])
+        opt.step()
+        sched.step()
+    for step, lrs in enumerate(seen):
+        assert lrs == pytest.approx([1e-3 * _reference_factor(step, 4, 20)] * 2, rel=1e-12)
+    # a scheduler built at step k (resume / branch) continues at the same lr
+    later = build_scheduler(build_optimizer(model, objective, tcfg), tcfg, step=13)
+    assert later.optimizer.param_groups[0]["lr"] == pytest.approx(seen[13][0], rel=1e-12)
+
+
+def test_optimiser_groups_hold_trainable_parameters_only():
+    model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
+    model[0].requires_grad_(False)  # a frozen encoder
+    opt = build_optimizer(model, nn.Identity(), TrainConfig())
+    assert [len(g["params"]) for g in opt.param_groups] == [2, 0]
+
+
+def test_data_order_is_a_function_of_seed_and_epoch():
+    assert torch.equal(epoch_permutation(50, 0, 3), epoch_permutation(50, 0, 3))
+    assert not torch.equal(epoch_permutation(50, 0, 3), epoch_permutation(50, 0, 4))
+    assert not torch.equal(epoch_permutation(50, 0, 1), epoch_permutation(50, 1, 0))
+    one = rank_batches(50, seed=0, epoch=2, batch_size=8)
+    assert len(one) == 6 and all(len(b) == 8 for b in one)  # last partial batch dropped
+    assert len({i for b in one for i in b}) == 48
+    two = [rank_batches(50, seed=0, epoch=2, batch_size=4, rank=r, world_size=2) for r in range(2)]
+    assert [a + b for a, b in zip(*two)] == one  # the ranks' slices make up the 1-process batch
+
+
+def test_csv_log_grows_its_header_and_reloads_exactly(tmp_path):
+    path = tmp_path / "log.csv"
+    log = CsvLog(path)
+    log.append({"step": 1, "loss": 0.1 + 0.2})
+    log.append({"step": 2, "loss": 1 / 3, "ssync_dec": 2.5e-7})
+    log.append({"step": 3, "loss": math.pi, "ssync_dec": 1.0})
+    assert path.read_text().splitlines()[0] == "step,loss,ssync_dec"
+    again = CsvLog(path, keep_upto_step=2)  # a resume from step 2 drops the rows logged after it
+    assert again.rows == [{"step": 1, "loss": 0.1 + 0.2}, {"step": 2, "loss": 1 / 3, "ssync_dec": 2.5e-7}]
+    assert len(path.read_text().splitlines()) == 3
+    assert list(again.frame().columns) == ["step", "loss", "ssync_dec"]
+    assert CsvLog(path).rows == [] and path.read_text().strip() == ""  # a fresh run starts empty
+
+
+def test_non_finite_values_name_the_step_and_the_term(tmp_path):
+    _check_finite({"loss": 1.0, "recon": 1.0, "grad_norm": 2.0}, 5, (None, None))
+    with pytest.raises(NonFiniteLossError, match=r"step 7: loss term 'ssync_dec' is nan.*last.pt \(step 6\)"):
+        _check_finite({"loss": math.nan, "recon": 1.0, "ssync_dec": math.nan, "grad_norm": math.nan}, 7,
+                      (tmp_path / "last.pt", 6))
+    with pytest.raises(NonFiniteLossError, match="step 2: the gradient norm is inf.*no checkpoint"):
+        _check_finite({"loss": 1.0, "recon": 1.0, "grad_norm": math.inf}, 2, (None, None))
+
+
+# ----------------------------------------------------------------------------- the loop on the smoke profile
+
+def test_smoke_run_writes_logs_config_checkpoints_and_metrics(base_run, smoke):
+    run = base_run.run_dir
+    assert sorted(p.name for p in run.iterdir() if p.name != "tb") == [
+        "config.json", "eval.csv", "last.pt", "log.csv", "metrics.json", "step-0000003.pt", "step-0000006.pt"]
+    assert json.loads((run / "config.json").read_text())["train"]["name"] == "base"
+    hist = base_run.history
+    assert list(hist["step"]) == [2, 4, 6] and list(hist["epoch"]) == [0, 0, 0]  # log_every=2, 12 batches/epoch
+    assert {"loss", "recon", "slot_contrast", "lr", "grad_norm", "sec_per_step"} <= set(hist.columns)
+    assert hist[["recon", "slot_contrast"]].sum(axis=1).tolist() == pytest.approx(hist["loss"].tolist(), rel=1e-6)
+    # the lr of each logged row is the one used for that row's last update (step - 1), §1.8
+    assert hist["lr"].tolist() == pytest.approx([1e-3 * _reference_factor(s - 1, 2, 6) for s in hist["step"]])
+    on_disk = pd.read_csv(run / "log.csv")
+    assert on_disk["loss"].tolist() == hist["loss"].tolist()
+    ckpt = load_checkpoint(run / "last.pt")
+    assert (ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]) == (6, 0, 6)
+    assert load_checkpoint(run / "step-0000003.pt")["step"] == 3
+    record = json.loads((run / "metrics.json").read_text())
+    assert record["step"] == 6 and record["metrics"] == base_run.metrics and "commit" in record
+    assert record["config"]["model"]["num_slots"] == smoke.model.num_slots
+    assert base_run.metrics["decoder/video/fg_ari_valid"] + base_run.metrics["decoder/video/fg_ari_skipped"] == 8
+
+
+def test_fresh_start_refuses_an_existing_run_and_auto_resume_reuses_it(base_run, smoke):
+    with pytest.raises(FileExistsError, match="base.*already holds a checkpoint"):
+        train(_cfg(smoke, **{"train.name": "base"}), progress=False)
+    again = train(_cfg(smoke, **{"train.name": "base", "train.keep_every": 3}), resume="auto", progress=False)
+    assert again.metrics == base_run.metrics  # finished run: nothing to train, same evaluation
+    assert again.history["loss"].tolist() == base_run.history["loss"].tolist()
+    with pytest.raises(FileNotFoundError, match="cannot resume.*nothing-here"):
+        train(_cfg(smoke, **{"train.name": "nothing-here"}), resume=True, progress=False)
+
+
+def test_branching_from_a_checkpoint_continues_the_run_exactly(base_run, smoke):
+    """init_from (full) takes model, Adam state, step and RNG: with the same objective the branch ends
+    bit-identical to the base run; under another objective its terms appear from that step on."""
+    same = train(_cfg(smoke, **{"train.name": "branch-same"}), init_from=base_run.run_dir / "step-0000003.pt",
+                 progress=False)
+    assert list(same.history["step"]) == [4, 6]
+    for key, value in base_run.model.state_dict().items():
+        assert torch.equal(same.model.state_dict()[key], value), key
+    assert same.metrics == base_run.metrics
+    ssync = train(_cfg(smoke, **{"train.name": "branch-ssync", "objective.name": "ssync"}),
+                  init_from=base_run.run_dir / "step-0000003.pt", progress=False)
+    assert {"ssync_dec", "ssync_enc"} <= set(ssync.history.columns) and list(ssync.history["step"]) == [4, 6]
+    assert json.loads((ssync.run_dir / "config.json").read_text())["train"]["init_from"].endswith("step-0000003.pt")
+    weights_only = train(_cfg(smoke, **{"train.name": "branch-model", "train.init_mode": "model"}),
+                         init_from=base_run.run_dir / "last.pt", progress=False)
+    assert list(weights_only.history["step"]) == [2, 4, 6]
+
+
+def test_incompatible_checkpoint_names_the_keys(base_run, smoke):
+    with pytest.raises(CheckpointMismatchError, match=r"(?s)slot_attention.*model\.slot_dim: 16 -> 24"):
+        train(_cfg(smoke, **{"train.name": "base", "model.slot_dim": 24}), resume=True, progress=False)
+
+
+def test_missing_data_names_path_and_profile_before_building_the_model(smoke, tmp_path, monkeypatch):
+    monkeypatch.setattr(train_module, "create_model", lambda *a, **k: pytest.fail("model built before the check"))
+    cfg = _cfg(smoke, **{"data.root": str(tmp_path / "no-such-data")})
+    with pytest.raises(FileNotFoundError, match=r"no-such-data.*profile 'smoke'.*make_synthetic.py --profile smoke"):
+        train(cfg, progress=False)
+
+
+def test_nan_loss_stops_with_step_and_term_and_keeps_the_last_checkpoint(smoke, monkeypatch):
+    real = train_module.build_objective
+
+    def poisoned(*args, **kwargs):
+        objective = real(*args, **kwargs)
+        forward = objective.forward
+
+        def forward_with_nan(out, step):
+            loss = forward(out, step)
+            if step == 4:
+                loss.terms["slot_contrast"] = loss.terms["slot_contrast"] * math.nan
+                loss.total = sum(loss.terms.values())
+            return loss
+
+        objective.forward = forward_with_nan
+        return objective
+
+    monkeypatch.setattr(train_module, "build_objective", poisoned)
+    cfg = _cfg(smoke, **{"train.name": "nan"})
+    with pytest.raises(NonFiniteLossError, match=r"step 4: loss term 'slot_contrast' is nan.*last.pt \(step 3\)"):
+        train(cfg, progress=False)
+    assert load_checkpoint(smoke.train.run_root + "/nan/last.pt")["step"] == 3
