@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out_dir = Path(args.out).resolve() / args.profile
     out_dir.mkdir(parents=True, exist_ok=True)
-    params = {"profile": args.profile, **dict(parse_param(p) for p in args.param)}
+    params = {"profile": args.profile, "interactive": False, **dict(parse_param(p) for p in args.param)}
     executed, timings = [], []
     for path in notebook_paths(args.only):
         target = out_dir / path.name

@@ -1,0 +1,55 @@
+"""Every numbered notebook runs under papermill in the smoke profile and writes finite headline metrics.
+
+The notebooks share one run folder (session-scoped), so 03-05 reuse the models that 02-04 trained,
+as they do in ``runs/`` for a reader. Each writes ``<run_root>/notebooks_metrics/<NN>_smoke.json``.
+"""
+import json
+import math
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+
+NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+METRIC_KEYS = ("fg_ari", "mbo", "miou")
+# Keys each notebook must write (beyond being finite): its headline numbers.
+EXPECTED = {
+    "01": {"val_videos", "frames_per_video", "synth-easy/objects_per_video", "synth-hard/objects_per_video"},
+    "02": {f"{maps}/{k}" for maps in ("decoder", "attention") for k in METRIC_KEYS},
+    "03": {f"{m}/decoder/{k}" for m in ("baseline", "dense") for k in METRIC_KEYS} | {"dense_bytes_per_pair"},
+    "04": {f"{m}/{maps}/{k}" for m in ("baseline", "dense", "ssync") for maps in ("decoder", "attention")
+           for k in METRIC_KEYS} | {"boundary_share", "interior_share"},
+    "05": {f"{m}/s{s}/{k}" for m in ("baseline", "dense", "ssync") for s in (3, 4, 6) for k in ("fg_ari", "mbo")},
+}
+
+
+@pytest.fixture(scope="session")
+def run_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("notebook-runs")
+
+
+def test_every_notebook_is_covered():
+    assert sorted(p.name[:2] for p in NOTEBOOKS) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_in_smoke_profile(path, run_root, tmp_path, monkeypatch):
+    nb = nbformat.read(path, as_version=4)
+    assert nb.metadata.kernelspec.name == "python3"
+    assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells), f"{path.name}: no parameters cell"
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # smoke models are tiny: one thread per kernel is faster
+    papermill.execute_notebook(str(path), str(tmp_path / path.name), kernel_name="python3", cwd=str(NOTEBOOK_DIR),
+                               parameters={"profile": "smoke", "interactive": False, "run_root": str(run_root)},
+                               progress_bar=False)
+    number = path.name[:2]
+    metrics = json.loads((run_root / "notebooks_metrics" / f"{number}_smoke.json").read_text())
+    missing = EXPECTED[number] - set(metrics)
+    assert not missing, f"{path.name} did not write {sorted(missing)}"
+    assert all(math.isfinite(v) for v in metrics.values()), metrics
+    for key, value in metrics.items():
+        if key.endswith(("mbo", "miou", "_share")):
+            assert 0.0 <= value <= 1.0, (key, value)
+        if key.endswith("fg_ari"):
+            assert -1.0 <= value <= 1.0, (key, value)
