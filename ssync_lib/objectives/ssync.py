@@ -64,19 +64,21 @@ def merge_slots(attn_logits: torch.Tensor, enc: torch.Tensor, merge_iou: float):
     return slot_map, coverage, iou, edges
 
 
-def neighbours(labels: torch.Tensor) -> torch.Tensor:
-    """labels B T H W -> B T H W 10: the 3x3 spatial neighbours and the same patch in the previous and next frame.
+def agreeing_neighbours(labels: torch.Tensor) -> torch.Tensor:
+    """labels B T H W -> B T H W: how many of the 10 neighbours (the 3x3 spatial ones and the same patch in the
+    previous and next frame) carry the same label.
 
-    Replicate padding in T, H and W (§4.3): clamping each coordinate to the grid gives the nearest in-grid patch.
+    Replicate padding in T, H and W (§4.3): an out-of-grid neighbour is the nearest in-grid patch. The ten
+    neighbours are views into one padded tensor, so nothing of size 10 x B T H W is materialised.
     """
     T, H, W = labels.shape[1:]
+    padded = F.pad(labels.unsqueeze(1).float(), (1, 1, 1, 1, 1, 1), mode="replicate").squeeze(1)  # B T+2 H+2 W+2
     offsets = [(0, dh, dw) for dh in (-1, 0, 1) for dw in (-1, 0, 1) if dh or dw] + [(-1, 0, 0), (1, 0, 0)]
-
-    def shifted(n: int, step: int) -> torch.Tensor:
-        return (torch.arange(n, device=labels.device) + step).clamp(0, n - 1)
-
-    return torch.stack([labels[:, shifted(T, dt)][:, :, shifted(H, dh)][:, :, :, shifted(W, dw)]
-                        for dt, dh, dw in offsets], dim=-1)
+    centre = labels.float()  # labels < S are exact in float32
+    agree = torch.zeros_like(labels, dtype=torch.uint8)  # B T H W
+    for dt, dh, dw in offsets:
+        agree += padded[:, 1 + dt:1 + dt + T, 1 + dh:1 + dh + H, 1 + dw:1 + dw + W] == centre
+    return agree
 
 
 @torch.no_grad()
@@ -91,14 +93,14 @@ def pseudo_labels(attn_logits: torch.Tensor, dec_logits: torch.Tensor, grid: tup
                          f"(attn_logits {tuple(attn_logits.shape)})")
     H, W = grid
     attn_logits = attn_logits.to(torch.promote_types(attn_logits.dtype, torch.float32))  # low precision: up to fp32
-    enc = attn_logits.argmax(2)  # B T N  §4.1
-    dec = dec_logits.argmax(2)  # B T N  §4.1
+    enc = attn_logits.max(2).indices  # B T N  §4.1 argmax over slots (max: same ties, faster)
+    dec = dec_logits.max(2).indices  # B T N  §4.1
     slot_map, coverage, iou, edges = merge_slots(attn_logits, enc, merge_iou)
     enc_m = slot_map.gather(1, enc.flatten(1)).view(B, T, H, W)  # §4.2 rewrite enc through the slot map
     dec_m = slot_map.gather(1, dec.flatten(1)).view(B, T, H, W)  # §4.2 rewrite dec through the slot map
-    differs = neighbours(enc_m) != enc_m.unsqueeze(-1)  # B T H W 10
-    boundary = differs.any(-1) & ~differs.all(-1)  # §4.4 differs from >= 1 neighbour and agrees with >= 1
-    interior = (neighbours(dec_m) == dec_m.unsqueeze(-1)).all(-1)  # §4.4 agrees with all 10 neighbours
+    enc_agree = agreeing_neighbours(enc_m)  # B T H W, out of 10
+    boundary = (enc_agree < 10) & (enc_agree > 0)  # §4.4 differs from >= 1 neighbour and agrees with >= 1
+    interior = agreeing_neighbours(dec_m) == 10  # §4.4 agrees with all 10 neighbours
     return PseudoLabels(slot_map=slot_map, enc_labels=enc_m, dec_labels=dec_m, boundary=boundary, interior=interior,
                         enc_unmerged=enc.view(B, T, H, W), dec_unmerged=dec.view(B, T, H, W), coverage=coverage,
                         iou=iou, edges=edges)
