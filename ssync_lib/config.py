@@ -168,11 +168,12 @@ def _profile_cpu() -> Config:
     # The CPU recipe (docs/cpu_recipe.md, issue 10): a 16x16 grid (patch 4 at 64 px; an 8x8 grid caps video
     # FG-ARI at ~0.73 even for perfect masks), random 64-dim patch-embedding features, position information
     # on both sides (input and decoder linear coordinate embeddings: without them the loss stays on the
-    # background plateau), small slots and decoder, learned slot init, batch 8 of 2-frame chunks, lr 2e-3.
+    # background plateau), small slots and decoder, learned slot init, batch 8 of 3-frame chunks (the
+    # predictor then also learns the frame-1 -> frame-2 step it repeats on whole videos), lr 2e-3.
     return Config(
         profile="cpu",
         data=DataConfig(root="data/synth-easy", num_train=2000, num_val=200, num_frames=12, resolution=64,
-                        chunk_len=2, input_size=64),
+                        chunk_len=3, input_size=64),
         model=ModelConfig(backbone="vit_small_patch16_224.dino", weights="random", feature_layer="patch_embed",
                           backbone_kwargs={"patch_size": 4, "embed_dim": 64, "depth": 1, "num_heads": 1},
                           num_slots=5, slot_dim=32, slot_init="learned", decoder_hidden=64, decoder_layers=2,
