@@ -2,19 +2,13 @@ import json
 
 import pandas as pd
 import pytest
-import torch
 
 from ssync_lib.config import get_config
 from ssync_lib.experiment import Sweep, branch_step, run_sweep
 from ssync_lib.train import train
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def smoke_sweep(tmp_path, **kw):
