@@ -402,18 +402,6 @@ SSYNC_STEP = ("encoder", "slot attention + predictor", "decoder", "reconstructio
 DENSE_STEP = SSYNC_STEP[:5] + ("dense alignment",)
 
 
-def _slot_part(model, features: torch.Tensor):
-    """Projection, slot attention and the predictor over the frames, through the model's sub-modules as in
-    VideoSlotModel.forward_from_features -> slots B T S d, attn_logits B T S N."""
-    k, v = model.slot_attention.keys_values(model.projection(features))  # B T N d each
-    slots, per_frame = model.slot_init(features.shape[0]), []  # B S d
-    for i in range(features.shape[1]):
-        slots = model.predictor(slots) if i > 0 else slots  # §1.5
-        slots, _, logits = model.slot_attention(slots, k[:, i], v[:, i], model.iters_first if i == 0 else model.iters)
-        per_frame.append((slots, logits))
-    return tuple(torch.stack(x, dim=1) for x in zip(*per_frame))
-
-
 def run_step(profile: str = "cpu", batch: int | None = None, overrides: Sequence[str] | Mapping = (),
              repeats: int = 3, device: str = "cpu", seed: int = 0) -> pd.DataFrame:
     """Time of each part of a training step (forward + backward) at `profile`'s config, with random backbone weights
@@ -452,7 +440,7 @@ def run_step(profile: str = "cpu", batch: int | None = None, overrides: Sequence
                                 ("alpha", out.alpha.flatten(0, 1)))}
 
     def slot_part():
-        part_slots, part_logits = _slot_part(model, features)  # B T S d, B T S N
+        _, part_slots, _, part_logits = model.slots_from_features(features)  # B T S d, B T S N
         torch.autograd.backward([part_slots, part_logits], [upstream["slots"], upstream["logits"]])
 
     def decoder_part():

@@ -78,13 +78,10 @@ class VideoSlotModel(nn.Module):
         """video (B,T,3,H,W) normalised -> ModelOutput."""
         return self.forward_from_features(*self.encode(video, with_keys=True))
 
-    def forward_from_features(self, features: torch.Tensor, keys: Optional[torch.Tensor] = None) -> ModelOutput:
-        """Everything after the encoder, on precomputed features (B,T,N,D)."""
-        b, t, n, _ = features.shape
-        if (n, features.shape[-1]) != (self.encoder.num_patches, self.feature_dim):
-            raise ValueError(f"VideoSlotModel: features of shape {tuple(features.shape)} do not match the "
-                             f"encoder (N={self.encoder.num_patches}, D={self.feature_dim})")
-        features = features.detach()  # B T N D   reconstruction target, no grad (§1.7)
+    def slots_from_features(self, features: torch.Tensor):
+        """features (B,T,N,D) -> projected (B,T,N,d), slots (B,T,S,d), attn and attn_logits (B,T,S,N):
+        the projection, then slot attention frame by frame with the predictor between frames."""
+        b, t = features.shape[:2]
         inputs = features if self.input_pos is None else features + self.input_pos()  # B T N D
         projected = self.projection(inputs)  # B T N d   (§1.2)
         k, v = self.slot_attention.keys_values(projected)  # B T N d each, once for all frames
@@ -97,6 +94,16 @@ class VideoSlotModel(nn.Module):
             per_frame.append(self.slot_attention(slots, k[:, i], v[:, i], iters))
             slots = per_frame[-1][0]
         slots, attn, logits = (torch.stack(x, dim=1) for x in zip(*per_frame))  # B T S d, B T S N, B T S N
+        return projected, slots, attn, logits
+
+    def forward_from_features(self, features: torch.Tensor, keys: Optional[torch.Tensor] = None) -> ModelOutput:
+        """Everything after the encoder, on precomputed features (B,T,N,D)."""
+        b, t, n, _ = features.shape
+        if (n, features.shape[-1]) != (self.encoder.num_patches, self.feature_dim):
+            raise ValueError(f"VideoSlotModel: features of shape {tuple(features.shape)} do not match the "
+                             f"encoder (N={self.encoder.num_patches}, D={self.feature_dim})")
+        features = features.detach()  # B T N D   reconstruction target, no grad (§1.7)
+        projected, slots, attn, logits = self.slots_from_features(features)
         recon, alpha, masks = _chunked(self.decoder, slots.flatten(0, 1), self.chunk_frames)  # (B*T) ...
         return ModelOutput(
             slots=slots,
