@@ -1,12 +1,14 @@
 """Dense alignment, the SRL baseline (method notes §3): two SupCon-style contrastive losses over all pairs of
 patches of a group of g frames (M = g*N tokens), and the slot-redundancy regulariser.
 
-Two implementations with equal values and gradients, chosen by `chunk`:
-- chunk = 0, direct: all M anchor rows at once, materialising several B x M x M tensors (as the public code);
-- chunk > 0, memory-efficient: `chunk` anchor rows at a time. Each chunk's B x chunk x M block (similarities,
-  log-sum-exp over the row, positives) is reduced to per-anchor losses and freed, then recomputed in the backward
-  pass (torch.utils.checkpoint), so no B x M x M tensor exists in the forward or the backward pass and the peak
-  memory grows linearly in M. The top-k positives are found chunk by chunk as well.
+The sums over the same-label sets A_i, D_i are linear in M (a_i . sum_j x_j, per-label sums); only the
+log-sum-exp over all j and the top-k positives need the B x M x M similarities. Two implementations of those,
+with equal values and gradients, chosen by `chunk`:
+- chunk = 0, direct: all M anchor rows at once, materialising B x M x M similarities;
+- chunk > 0, memory-efficient: `chunk` anchor rows at a time. Each chunk's B x chunk x M block is reduced to
+  per-anchor terms and freed, then recomputed in the backward pass (torch.utils.checkpoint), so no B x M x M
+  tensor exists in the forward or the backward pass and the peak memory grows linearly in M. The top-k
+  positives are found chunk by chunk as well.
 Shapes: B batch (groups folded in), M tokens, d embedding dim, D backbone feature dim.
 """
 from __future__ import annotations
@@ -19,36 +21,38 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 
-def _decoder_rows(start: int, stop: int, z: torch.Tensor, u: torch.Tensor, sem: torch.Tensor, tau: float):
-    """Decoder-side losses of anchors start:stop -> B c (c = stop - start)."""
-    s = z[:, start:stop] @ u.transpose(1, 2) / tau  # B c M  §3 s_ij = z_i . u_j / tau
-    lse = s.logsumexp(2)  # B c  §3 over all k
-    own = s.diagonal(offset=start, dim1=1, dim2=2) - lse  # B c  §3 log p_ii
-    same = sem[:, start:stop, None] == sem[:, None, :]  # B c M  §3 A_i: same slot-attention argmax (i included)
-    semi = (s * same).sum(2) / same.sum(2) - lse  # B c  §3 mean over A_i of log p_ij
-    return -(own + semi) / 2  # §3 mean of the two terms
+def _row_terms(start: int, stop: int, a: torch.Tensor, b: torch.Tensor, tau: float, exclude_self: bool,
+               pos: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Anchors start:stop -> (lse B c, top B c): the log-sum-exp over j of s_ij = a_i . b_j / tau (j != i when
+    exclude_self) and the mean of s_ij over the positives pos B M k (zeros when pos is None)."""
+    s = (a[:, start:stop] / tau) @ b.transpose(1, 2)  # B c M  §3 s_ij (1/tau on the B c d side: cheaper)
+    if exclude_self:
+        is_self = torch.arange(start, stop, device=s.device)[:, None] == torch.arange(s.shape[2], device=s.device)
+        s = s.masked_fill(is_self, -math.inf)  # c M  §3 self excluded from the encoder-side denominator
+    lse = s.logsumexp(2)  # B c  §3 log sum_k exp s_ik
+    top = s.gather(2, pos[:, start:stop]).mean(2) if pos is not None else torch.zeros_like(lse)  # B c
+    return lse, top
 
 
-def _encoder_rows(start: int, stop: int, h: torch.Tensor, pos: torch.Tensor, sem: torch.Tensor, tau: float):
-    """Encoder-side losses of anchors start:stop -> B c."""
-    s = h[:, start:stop] @ h.transpose(1, 2) / tau  # B c M  §3 s_ij = h_i . h_j / tau
-    is_self = torch.arange(start, stop, device=s.device)[:, None] == torch.arange(s.shape[2], device=s.device)  # c M
-    lse = s.masked_fill(is_self, -math.inf).logsumexp(2)  # B c  §3 self excluded from the denominator
-    top = s.gather(2, pos[:, start:stop]).mean(2) - lse  # B c  §3 mean over K_i of log p_ij
-    same = (sem[:, start:stop, None] == sem[:, None, :]) & ~is_self  # B c M  §3 D_i: same decoder argmax, j != i
-    count = same.sum(2)  # B c
-    semi = torch.where(count > 0, (s * same).sum(2) / count.clamp(min=1) - lse, 0.0)  # an empty D_i gives 0
-    return -(top + semi) / 2  # §3 -1/2 [mean_K log p + mean_D log p]
-
-
-def _mean_over_anchors(rows_fn, chunk: int, x: torch.Tensor, *args) -> torch.Tensor:
-    """Mean over the B x M anchors of rows_fn(start, stop, x, *args): direct (chunk = 0) or checkpointed chunks."""
-    B, M = x.shape[:2]
+def _rows(a: torch.Tensor, b: torch.Tensor, tau: float, chunk: int, exclude_self: bool = False,
+          pos: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """_row_terms over all M anchors -> (lse B M, top B M): direct (chunk = 0, one B x M x M tensor) or in
+    checkpointed chunks of rows (B x chunk x M at a time, recomputed in the backward pass)."""
+    M = a.shape[1]
     if chunk <= 0:
-        return rows_fn(0, M, x, *args).mean()
-    parts = [checkpoint(rows_fn, start, min(start + chunk, M), x, *args, use_reentrant=False).sum()
+        return _row_terms(0, M, a, b, tau, exclude_self, pos)
+    parts = [checkpoint(_row_terms, start, min(start + chunk, M), a, b, tau, exclude_self, pos, use_reentrant=False)
              for start in range(0, M, chunk)]
-    return torch.stack(parts).sum() / (B * M)
+    return torch.cat([lse for lse, _ in parts], 1), torch.cat([top for _, top in parts], 1)
+
+
+def _same_label_sums(x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x B M d, labels B M -> (sums B M d, counts B M): for each anchor i the sum of x_j over the j with the label
+    of i (i included) and their number. Linear in M: sum_{j in A_i} a_i . x_j = a_i . sum_{j in A_i} x_j."""
+    one_hot = F.one_hot(labels).to(x.dtype)  # B M L
+    sums = one_hot @ (one_hot.transpose(1, 2) @ x)  # B M d  (B L d per-label sums, read back per anchor)
+    counts = one_hot @ one_hot.sum(1).unsqueeze(2)  # B M 1
+    return sums, counts.squeeze(2)
 
 
 @torch.no_grad()
@@ -68,7 +72,12 @@ def decoder_alignment_loss(z: torch.Tensor, u: torch.Tensor, attn_labels: torch.
                            chunk: int = 0) -> torch.Tensor:
     """z B M d = normalise(P recon) (grad), u B M d = normalise(P features) (no grad), attn_labels B M (slot-attention
     argmax) -> mean over anchors of the decoder-side loss (§3, before the 0.1/0.07 scale)."""
-    return _mean_over_anchors(_decoder_rows, chunk, z, u.detach(), attn_labels, tau)
+    u = u.detach()
+    lse, _ = _rows(z, u, tau, chunk)  # B M
+    own = (z * u).sum(2) / tau  # B M  §3 s_ii
+    sums, counts = _same_label_sums(u, attn_labels)  # §3 A_i: same slot-attention argmax, i included
+    same = (z * sums).sum(2) / (tau * counts)  # B M  §3 mean over A_i of s_ij
+    return (lse - (own + same) / 2).mean()  # §3 -1/2 [log p_ii + mean_A log p_ij]
 
 
 def encoder_alignment_loss(h: torch.Tensor, f: torch.Tensor, dec_labels: torch.Tensor, k: int, tau: float = 0.1,
@@ -80,7 +89,12 @@ def encoder_alignment_loss(h: torch.Tensor, f: torch.Tensor, dec_labels: torch.T
     if M < 2:
         return h.new_zeros(())
     pos = topk_positives(f.detach(), min(k, M - 1), chunk)  # B M k
-    return _mean_over_anchors(_encoder_rows, chunk, h, pos, dec_labels, tau)
+    lse, top = _rows(h, h, tau, chunk, exclude_self=True, pos=pos)  # B M, B M  top = §3 mean over K_i of s_ij
+    sums, counts = _same_label_sums(h, dec_labels)
+    others = counts - 1  # B M  §3 |D_i|: same decoder argmax, j != i
+    same = (h * (sums - h)).sum(2) / (tau * others.clamp(min=1))  # B M  §3 mean over D_i of s_ij
+    semi = torch.where(others > 0, same - lse, 0.0)  # an empty D_i gives 0
+    return -((top - lse) + semi).mean() / 2  # §3 -1/2 [mean_K log p + mean_D log p]
 
 
 def redundancy_loss(slots: torch.Tensor, attn: torch.Tensor, k: int) -> torch.Tensor:
