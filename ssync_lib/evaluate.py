@@ -10,6 +10,9 @@ truth and turned into hard labels by ``metrics.masks_to_labels``, then scored at
 level. Keys of the returned dict: ``<maps>/<level>/<metric>`` with maps in (decoder, attention),
 level in (video, image), metric in (fg_ari, mbo, miou), plus ``..._valid`` / ``..._skipped`` counts
 (clips or frames whose ground truth is background only are skipped, §2) and ``num_videos``.
+``pseudo_labels/<statistic>``: SSync's pseudo-label statistics (merged slots, boundary / interior /
+agreement shares, ``ssync.label_statistics``) on windows of ``data.chunk_len`` frames, as in training,
+averaged over the windows; computed for every objective (a baseline model's redundant slots show up too).
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from ssync_lib.checkpoint import load_checkpoint, load_module_state
 from ssync_lib.config import Config, apply_overrides, project_root, resolve_path
 from ssync_lib.data import build_dataset
 from ssync_lib.models import create_model
+from ssync_lib.objectives.ssync import label_statistics, pseudo_labels
 
 NO_BACKGROUND = ("ytvis",)  # sources without a background id: plain ARI over labelled pixels (§2)
 
@@ -54,6 +58,16 @@ def predicted_labels(out, size: tuple[int, int]) -> dict[str, torch.Tensor]:
     maps = {"decoder": out.masks, "attention": out.attn}  # B T S N each
     return {name: M.masks_to_labels(m.float().unflatten(-1, (h, w)), size)  # B T S h w -> B T H W
             for name, m in maps.items()}
+
+
+def window_label_statistics(out, window: int, merge_iou: float) -> dict[str, torch.Tensor]:
+    """SSync's pseudo-label statistics of a ModelOutput on non-overlapping windows of ``window`` frames (the
+    training clip length; a shorter video is one window, trailing frames are dropped) -> per window (B*T//w,)."""
+    B, T, S, N = out.attn_logits.shape
+    w = min(window, T)
+    n = T // w
+    attn_logits, alpha = (x[:, :n * w].reshape(B * n, w, S, N).float() for x in (out.attn_logits, out.alpha))
+    return label_statistics(pseudo_labels(attn_logits, alpha, out.grid, merge_iou))
 
 
 @torch.no_grad()
@@ -85,6 +99,9 @@ def evaluate(model: nn.Module, cfg: Config, split: str = "val", max_videos: int 
                         level = "image" if name.endswith("_image") else "video"
                         key = f"{maps}/{level}/{name.removesuffix('_image')}"
                         scores.setdefault(key, []).append(value.flatten().cpu())
+                stats = window_label_statistics(out, cfg.data.chunk_len, cfg.objective.merge_iou)
+                for name, value in stats.items():
+                    scores.setdefault(f"pseudo_labels/{name}", []).append(value.cpu())
                 bar.update(video.shape[0])
     finally:
         bar.close()

@@ -13,6 +13,7 @@ from ssync_lib.config import apply_overrides, get_config
 from ssync_lib.data import build_dataset, synthetic
 from ssync_lib.evaluate import evaluate, evaluate_checkpoint, evaluate_run, predicted_labels
 from ssync_lib.models import create_model
+from ssync_lib.objectives.ssync import pseudo_labels
 from ssync_lib.train import train
 
 
@@ -84,6 +85,21 @@ def test_metrics_agree_with_sklearn_and_plain_loops(smoke):
     miou = [_plain_best_overlap(true[i, j], pred["decoder"][i, j], hungarian=True) for i in range(b) for j in range(t)]
     assert got["decoder/image/miou"] == pytest.approx(np.nanmean(miou), abs=1e-9)
     assert got["num_videos"] == b == 8
+
+    window = smoke.data.chunk_len  # pseudo-label statistics: one pseudo_labels call per window, by hand
+    stats = {"merged_slots": [], "boundary_pct": [], "interior_pct": [], "agreement_pct": []}
+    for i in range(b):
+        for start in range(0, t - window + 1, window):
+            part = slice(start, start + window)
+            lab = pseudo_labels(out.attn_logits[i:i + 1, part], out.alpha[i:i + 1, part], (h, w),
+                                smoke.objective.merge_iou)
+            stats["merged_slots"].append(sum(int(lab.slot_map[0, k]) != k for k in range(s)))
+            stats["boundary_pct"].append(100 * lab.boundary.float().mean().item())
+            stats["interior_pct"].append(100 * lab.interior.float().mean().item())
+            stats["agreement_pct"].append(100 * (lab.enc_labels == lab.dec_labels).float().mean().item())
+    for name, values in stats.items():
+        assert got[f"pseudo_labels/{name}"] == pytest.approx(np.mean(values), abs=1e-4)
+        assert got[f"pseudo_labels/{name}_valid"] == b * (t // window)
 
 
 def test_evaluate_is_repeatable_and_leaves_rng_and_mode_alone(smoke):

@@ -106,6 +106,16 @@ def pseudo_labels(attn_logits: torch.Tensor, dec_logits: torch.Tensor, grid: tup
                         iou=iou, edges=edges)
 
 
+def label_statistics(labels: PseudoLabels) -> dict[str, torch.Tensor]:
+    """Per clip (B,): slots merged into another slot, the shares (%) of boundary and interior patches and of
+    patches whose merged encoder and decoder labels agree: what SSync's losses act on (§4.2-§4.4)."""
+    B, S = labels.slot_map.shape
+    share = lambda x: 100 * x.flatten(1).float().mean(1)  # noqa: E731  B T H W -> B
+    return {"merged_slots": (labels.slot_map != torch.arange(S, device=labels.slot_map.device)).sum(1).float(),
+            "boundary_pct": share(labels.boundary), "interior_pct": share(labels.interior),
+            "agreement_pct": share(labels.enc_labels == labels.dec_labels)}
+
+
 def _masked_mse(logits: torch.Tensor, target: torch.Tensor, select: torch.Tensor) -> torch.Tensor:
     """logits B T S N, target B T N int64, select B T N bool -> mean over selected patches x S of
     (softmax over slots - one-hot target)^2."""

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from ssync_lib.bench import labels_mismatch, loop_pseudo_labels
-from ssync_lib.objectives.ssync import pseudo_labels, ssync_loss, ssync_weight
+from ssync_lib.objectives.ssync import label_statistics, pseudo_labels, ssync_loss, ssync_weight
 
 def blocky_logits(gen, B, T, S, H, W):
     """Piecewise-constant slot logits with redundant copies of slots (some merged, some partly, some never winning)."""
@@ -167,3 +167,34 @@ def test_errors_name_the_argument():
 def test_ssync_weight_warmup():
     assert [ssync_weight(s, 100) for s in (0, 29, 30, 99)] == [0.0, 0.0, 1.0, 1.0]  # §4.6 off for the first 30%
     assert ssync_weight(5, 10, warmup_frac=0.0) == 1.0
+
+
+def test_label_statistics_on_a_hand_built_clip():
+    # 1 clip, 1 frame of 2x2 patches, 3 slots. Slot-attention argmax [[0, 1], [2, 2]]: the coverage masks are
+    # disjoint, nothing merges; the decoder argmax [[0, 0], [2, 2]] agrees with the encoder on 3 of 4 patches.
+    attn_logits = torch.full((1, 1, 3, 4), -5.0)
+    for n, k in enumerate([0, 1, 2, 2]):
+        attn_logits[0, 0, k, n] = 5.0
+    dec_logits = torch.full((1, 1, 3, 4), -5.0)
+    for n, k in enumerate([0, 0, 2, 2]):
+        dec_logits[0, 0, k, n] = 5.0
+    labels = pseudo_labels(attn_logits, dec_logits, (2, 2), merge_iou=0.7)
+    stats = label_statistics(labels)
+    assert stats["merged_slots"].tolist() == [0.0]
+    assert stats["agreement_pct"].tolist() == [75.0]
+    assert stats["boundary_pct"].item() == pytest.approx(100 * labels.boundary.float().mean().item())
+    # every encoder patch has a differing neighbour and an agreeing one (replicate padding): all boundary
+    assert stats["boundary_pct"].tolist() == [100.0]
+    # the decoder map [[0, 0], [2, 2]] has no patch whose 10 neighbours all agree: no interior
+    assert stats["interior_pct"].tolist() == [0.0]
+
+
+def test_label_statistics_counts_merged_slots():
+    # slots 0 and 1 cover the same patches (IoU 1 > 0.7): slot 1 merges into slot 0; slot 2 stays
+    top, bottom = torch.tensor([5.0, 5.0, -5.0, -5.0]), torch.tensor([-5.0, -5.0, 5.0, 5.0])
+    attn_logits = torch.stack([top, top - 1e-3, bottom])[None, None]  # 1 1 3 4; slot 1 never wins the argmax
+    labels = pseudo_labels(attn_logits, attn_logits, (2, 2), merge_iou=0.7)
+    stats = label_statistics(labels)
+    assert labels.slot_map.tolist() == [[0, 0, 2]]
+    assert stats["merged_slots"].tolist() == [1.0]
+    assert stats["agreement_pct"].tolist() == [100.0]
