@@ -34,6 +34,7 @@ from ssync_lib.config import Config, apply_overrides, get_config, resolve_path
 from ssync_lib.evaluate import commit_hash
 
 METRIC_KEYS = [f"{maps}/video/{m}" for maps in ("decoder", "attention") for m in ("fg_ari", "mbo", "miou")]
+LABEL_KEYS = [f"pseudo_labels/{name}" for name in ("merged_slots", "boundary_pct", "interior_pct", "agreement_pct")]
 
 
 @dataclass
@@ -107,7 +108,7 @@ def summarise(folder: Path) -> pd.DataFrame:
         log = pd.read_csv(metrics_file.with_name("log.csv"))
         rows.append({"run": metrics_file.parent.name, "objective": cfg["objective"]["name"],
                      "slots": cfg["model"]["num_slots"], "seed": cfg["train"]["seed"], "step": record["step"],
-                     **{k: record["metrics"].get(k, float("nan")) for k in METRIC_KEYS},
+                     **{k: record["metrics"].get(k, float("nan")) for k in METRIC_KEYS + LABEL_KEYS},
                      "sec_per_step": float(log["sec_per_step"].median()),
                      "branched_from": cfg["train"]["init_from"] or ""})
     summary = pd.DataFrame(rows)
@@ -120,15 +121,17 @@ def summarise(folder: Path) -> pd.DataFrame:
 
 
 def markdown_table(summary: pd.DataFrame) -> str:
-    """Mean +- std over seeds per objective and slot count, in percent (as the field reports them)."""
-    cols = METRIC_KEYS + ["sec_per_step"]
+    """Mean +- std over seeds per objective and slot count: metrics in percent (as the field reports them),
+    seconds per step, then the pseudo-label statistics (merged slots per clip, shares in %)."""
+    cols = METRIC_KEYS + ["sec_per_step"] + LABEL_KEYS
     grouped = summary.groupby(["objective", "slots"])
     mean, std, count = grouped[cols].mean(), grouped[cols].std(ddof=0), grouped.size()
-    head = ["objective", "slots", "seeds"] + [c.replace("/video/", " ") for c in cols]
+    head = ["objective", "slots", "seeds"] + [c.replace("/video/", " ").replace("pseudo_labels/", "") for c in cols]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for key in mean.index:
         cells = [f"{100 * mean.loc[key, c]:.1f} ± {100 * std.loc[key, c]:.1f}" for c in METRIC_KEYS]
         cells.append(f"{mean.loc[key, 'sec_per_step']:.3f}")
+        cells += [f"{mean.loc[key, c]:.1f} ± {std.loc[key, c]:.1f}" for c in LABEL_KEYS]
         lines.append("| " + " | ".join([key[0], str(key[1]), str(count[key])] + cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -161,8 +164,11 @@ def publish(folder: Path, results: Path, command: str) -> None:
         (results / "runs" / run.name).mkdir(parents=True, exist_ok=True)
         for name in ("metrics.json", "log.csv", "config.json"):
             shutil.copy2(run / name, results / "runs" / run.name / name)
-    (results / "provenance.json").write_text(json.dumps({
-        "command": command, "commit": commit_hash(), "python": sys.version.split()[0], "torch": torch.__version__,
+    provenance = results / "provenance.json"
+    commands = json.loads(provenance.read_text()).get("commands", []) if provenance.exists() else []
+    provenance.write_text(json.dumps({
+        "commands": commands + [command] * (command not in commands),  # every invocation that fed this folder
+        "commit": commit_hash(), "python": sys.version.split()[0], "torch": torch.__version__,
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "cpu_threads": torch.get_num_threads(),
     }, indent=2))

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from ssync_lib.config import get_config
-from ssync_lib.experiment import Sweep, branch_step, run_sweep
+from ssync_lib.experiment import LABEL_KEYS, Sweep, branch_step, publish, run_sweep
 from ssync_lib.train import train
 
 
@@ -23,6 +23,7 @@ def test_sweep_trains_every_combination_and_summarises(tmp_path):
     summary = run_sweep(sweep, progress=False)
     assert sorted(zip(summary.objective, summary.slots)) == [("baseline", 3), ("baseline", 4), ("ssync", 3), ("ssync", 4)]
     assert summary[[c for c in summary.columns if "/video/" in c]].notna().all().all()
+    assert summary[LABEL_KEYS].notna().all().all() and (summary["pseudo_labels/merged_slots"] <= summary.slots).all()
     folder = sweep.folder()
     assert (folder / "slot_robustness.png").stat().st_size > 0
     table = (folder / "table.md").read_text()
@@ -35,6 +36,16 @@ def test_sweep_trains_every_combination_and_summarises(tmp_path):
     again = run_sweep(sweep, progress=False)
     assert {p: p.stat().st_mtime_ns for p in folder.glob("*/metrics.json")} == stamps
     pd.testing.assert_frame_equal(again, summary)
+
+    # publishing twice (e.g. a sweep run in parts) keeps every command and copies each run's small files
+    results = tmp_path / "results"
+    publish(folder, results, "python -m ssync_lib experiment --objectives baseline")
+    publish(folder, results, "python -m ssync_lib experiment --objectives ssync")
+    provenance = json.loads((results / "provenance.json").read_text())
+    assert provenance["commands"] == ["python -m ssync_lib experiment --objectives baseline",
+                                      "python -m ssync_lib experiment --objectives ssync"]
+    assert sorted(p.parent.name for p in results.glob("runs/*/metrics.json")) == sorted(summary.run)
+    assert (results / "summary.csv").read_text() == (folder / "summary.csv").read_text()
 
 
 def test_branched_ssync_equals_ssync_trained_from_scratch(tmp_path):
