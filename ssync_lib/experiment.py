@@ -100,7 +100,8 @@ def run_sweep(sweep: Sweep, progress: bool = True) -> pd.DataFrame:
 
 
 def summarise(folder: Path) -> pd.DataFrame:
-    """summary.csv (a row per finished run), table.md (mean +- std over seeds) and the plots."""
+    """summary.csv (a row per finished run), table.md (mean +- std over seeds) and the plots (slot robustness,
+    training curves)."""
     rows = []
     for metrics_file in sorted(folder.glob("*/metrics.json")):
         record = json.loads(metrics_file.read_text())
@@ -117,6 +118,7 @@ def summarise(folder: Path) -> pd.DataFrame:
     summary.to_csv(folder / "summary.csv", index=False)
     (folder / "table.md").write_text(markdown_table(summary))
     plot_sweep(summary, folder / "slot_robustness.png")
+    plot_curves(summary, folder, folder / "curves.png")
     return summary
 
 
@@ -155,14 +157,41 @@ def plot_sweep(summary: pd.DataFrame, path: Path) -> Path:
     return path
 
 
+def plot_curves(summary: pd.DataFrame, folder: Path, path: Path) -> Path:
+    """Per finished run: the reconstruction loss (log.csv, mean of 10 log rows) and the decoder video FG-ARI of
+    every evaluation (eval.csv) against the step; a branched run's curves start at its branch step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    logs, evals = [], []
+    for run in summary.itertuples():
+        tags = {"objective": run.objective, "slots": run.slots, "seed": run.seed}
+        log = pd.read_csv(folder / run.run / "log.csv")
+        logs.append(log.assign(recon=log["recon"].rolling(10, min_periods=1).mean(), **tags))
+        evals.append(pd.read_csv(folder / run.run / "eval.csv").assign(**tags))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    common = dict(x="step", hue="objective", style="slots", units="seed", estimator=None)
+    sns.lineplot(data=pd.concat(logs), y="recon", ax=axes[0], **common)
+    sns.lineplot(data=pd.concat(evals), y="decoder/video/fg_ari", marker="o", ax=axes[1], legend=False, **common)
+    axes[0].set(title="reconstruction loss (training)", yscale="log")
+    axes[1].set(title="decoder video FG-ARI (validation)", ylabel="FG-ARI")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def publish(folder: Path, results: Path, command: str) -> None:
     """Copy the small files of a sweep to a results folder, with the command, commit and machine."""
     results.mkdir(parents=True, exist_ok=True)
-    for name in ("summary.csv", "table.md", "slot_robustness.png"):
+    for name in ("summary.csv", "table.md", "slot_robustness.png", "curves.png"):
         shutil.copy2(folder / name, results / name)
     for run in sorted(p.parent for p in folder.glob("*/metrics.json")):
         (results / "runs" / run.name).mkdir(parents=True, exist_ok=True)
-        for name in ("metrics.json", "log.csv", "config.json"):
+        for name in ("metrics.json", "log.csv", "eval.csv", "config.json"):
             shutil.copy2(run / name, results / "runs" / run.name / name)
     provenance = results / "provenance.json"
     commands = json.loads(provenance.read_text()).get("commands", []) if provenance.exists() else []

@@ -25,7 +25,7 @@ def test_sweep_trains_every_combination_and_summarises(tmp_path):
     assert summary[[c for c in summary.columns if "/video/" in c]].notna().all().all()
     assert summary[LABEL_KEYS].notna().all().all() and (summary["pseudo_labels/merged_slots"] <= summary.slots).all()
     folder = sweep.folder()
-    assert (folder / "slot_robustness.png").stat().st_size > 0
+    assert (folder / "slot_robustness.png").stat().st_size > 0 and (folder / "curves.png").stat().st_size > 0
     table = (folder / "table.md").read_text()
     assert "| ssync | 4 | 1 |" in table and "| baseline | 3 | 1 |" in table
     branched = summary.set_index("run").loc["ssync-s3-seed0", "branched_from"]
