@@ -2,9 +2,12 @@
 
     python notebooks/run_all.py --profile cpu --out runs/notebooks
     python notebooks/run_all.py --profile smoke --only 02 -p steps=50
+    python notebooks/run_all.py --profile cpu --only 03 --write-back   # refresh the committed outputs
 
 Executed notebooks land in OUT/<profile>/, the HTML report in OUT/<profile>/html/ (index.html
 links every notebook). Each notebook runs with its working directory set to notebooks/.
+``--write-back`` copies the executed notebooks over notebooks/NN_*.ipynb (the committed outputs) without
+papermill's injected-parameters cell and run metadata, so the parameters cell keeps its defaults.
 """
 from __future__ import annotations
 
@@ -54,12 +57,24 @@ def render_html(executed: list[Path], html_dir: Path) -> Path:
     return index
 
 
+def write_back(executed: Path, source: Path) -> None:
+    """Executed notebook -> the committed one: papermill's injected cell and timing metadata dropped."""
+    nb = nbformat.read(executed, as_version=4)
+    nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    nb.metadata.pop("papermill", None)
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+    nbformat.write(nb, source)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", default="cpu")
     ap.add_argument("--out", default="runs/notebooks")
     ap.add_argument("--only", nargs="*", default=[], help="notebook number prefixes, e.g. 01 04")
     ap.add_argument("-p", "--param", action="append", default=[], help="extra papermill parameter name=value")
+    ap.add_argument("--write-back", action="store_true", help="copy the executed notebooks over notebooks/")
     args = ap.parse_args(argv)
 
     out_dir = Path(args.out).resolve() / args.profile
@@ -74,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
                                    cwd=str(HERE), progress_bar=False)
         timings.append((path.name, time.perf_counter() - start))
         executed.append(target)
+        if args.write_back:
+            write_back(target, path)
     index = render_html(executed, out_dir / "html")
     for name, seconds in timings:
         print(f"{name:32s} {seconds:8.1f} s")

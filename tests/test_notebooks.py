@@ -53,3 +53,23 @@ def test_notebook_runs_in_smoke_profile(path, run_root, tmp_path, monkeypatch):
             assert 0.0 <= value <= 1.0, (key, value)
         if key.endswith("fg_ari"):
             assert -1.0 <= value <= 1.0, (key, value)
+
+
+def test_write_back_drops_papermill_traces(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_all", NOTEBOOK_DIR / "run_all.py")
+    run_all = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_all)
+    nb = nbformat.v4.new_notebook(metadata={"papermill": {"duration": 1.0}, "kernelspec": {"name": "python3", "display_name": "Python 3"}})
+    params = nbformat.v4.new_code_cell("profile = 'cpu'", metadata={"tags": ["parameters"]})
+    injected = nbformat.v4.new_code_cell("profile = 'smoke'", metadata={"tags": ["injected-parameters"]})
+    body = nbformat.v4.new_code_cell("print(1)", metadata={"papermill": {"duration": 0.1}, "execution": {"iopub.status.busy": "2026-11-25T21:23:42Z"}})
+    body.outputs = [nbformat.v4.new_output("stream", text="1\n")]
+    nb.cells = [params, injected, body]
+    nbformat.write(nb, tmp_path / "executed.ipynb")
+    run_all.write_back(tmp_path / "executed.ipynb", tmp_path / "committed.ipynb")
+    back = nbformat.read(tmp_path / "committed.ipynb", as_version=4)
+    assert [c.source for c in back.cells] == ["profile = 'cpu'", "print(1)"]
+    assert "papermill" not in back.metadata and back.metadata.kernelspec.name == "python3"
+    assert dict(back.cells[1].metadata) == {} and back.cells[1].outputs[0].text == "1\n"
