@@ -123,17 +123,22 @@ def summarise(folder: Path) -> pd.DataFrame:
 
 
 def markdown_table(summary: pd.DataFrame) -> str:
-    """Mean +- std over seeds per objective and slot count: metrics in percent (as the field reports them),
-    seconds per step, then the pseudo-label statistics (merged slots per clip, shares in %)."""
+    """Mean +- std over seeds per objective and slot count (the mean alone for one seed): metrics in percent (as
+    the field reports them), seconds per step, then the pseudo-label statistics (merged slots per clip, shares
+    in %)."""
     cols = METRIC_KEYS + ["sec_per_step"] + LABEL_KEYS
     grouped = summary.groupby(["objective", "slots"])
     mean, std, count = grouped[cols].mean(), grouped[cols].std(ddof=0), grouped.size()
     head = ["objective", "slots", "seeds"] + [c.replace("/video/", " ").replace("pseudo_labels/", "") for c in cols]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def cell(key, column: str, scale: float) -> str:
+        text = f"{scale * mean.loc[key, column]:.1f}"
+        return text + (f" ± {scale * std.loc[key, column]:.1f}" if count[key] > 1 else "")
+
     for key in mean.index:
-        cells = [f"{100 * mean.loc[key, c]:.1f} ± {100 * std.loc[key, c]:.1f}" for c in METRIC_KEYS]
-        cells.append(f"{mean.loc[key, 'sec_per_step']:.3f}")
-        cells += [f"{mean.loc[key, c]:.1f} ± {std.loc[key, c]:.1f}" for c in LABEL_KEYS]
+        cells = [cell(key, c, 100) for c in METRIC_KEYS] + [f"{mean.loc[key, 'sec_per_step']:.3f}"]
+        cells += [cell(key, c, 1) for c in LABEL_KEYS]
         lines.append("| " + " | ".join([key[0], str(key[1]), str(count[key])] + cells) + " |")
     return "\n".join(lines) + "\n"
 

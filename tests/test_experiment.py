@@ -28,6 +28,7 @@ def test_sweep_trains_every_combination_and_summarises(tmp_path):
     assert (folder / "slot_robustness.png").stat().st_size > 0 and (folder / "curves.png").stat().st_size > 0
     table = (folder / "table.md").read_text()
     assert "| ssync | 4 | 1 |" in table and "| baseline | 3 | 1 |" in table
+    assert "±" not in table  # one seed: no spread to show
     branched = summary.set_index("run").loc["ssync-s3-seed0", "branched_from"]
     assert branched.endswith(f"step-{branch_step(sweep.config('ssync', 0, 3)):07d}.pt")
 
