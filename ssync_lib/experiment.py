@@ -35,6 +35,7 @@ from ssync_lib.evaluate import commit_hash
 
 METRIC_KEYS = [f"{maps}/video/{m}" for maps in ("decoder", "attention") for m in ("fg_ari", "mbo", "miou")]
 LABEL_KEYS = [f"pseudo_labels/{name}" for name in ("merged_slots", "boundary_pct", "interior_pct", "agreement_pct")]
+SHARING_KEYS = [f"{maps}/video/objects_{what}" for maps in ("decoder", "attention") for what in ("lost", "shared")]
 
 
 @dataclass
@@ -109,7 +110,7 @@ def summarise(folder: Path) -> pd.DataFrame:
         log = pd.read_csv(metrics_file.with_name("log.csv"))
         rows.append({"run": metrics_file.parent.name, "objective": cfg["objective"]["name"],
                      "slots": cfg["model"]["num_slots"], "seed": cfg["train"]["seed"], "step": record["step"],
-                     **{k: record["metrics"].get(k, float("nan")) for k in METRIC_KEYS + LABEL_KEYS},
+                     **{k: record["metrics"].get(k, float("nan")) for k in METRIC_KEYS + LABEL_KEYS + SHARING_KEYS},
                      "sec_per_step": float(log["sec_per_step"].median()),
                      "branched_from": cfg["train"]["init_from"] or ""})
     summary = pd.DataFrame(rows)

@@ -201,9 +201,28 @@ def miou(pred: torch.Tensor, true: torch.Tensor, level: str = "video", ignore_ba
 
 
 @_one_thread
+def object_sharing(table: torch.Tensor, true_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Video-level tables (B,Q,P) -> per clip (B,), over the objects present (true id > 0): the share of objects
+    whose majority predicted id is also the background's ("lost" to the background slot) and the share whose
+    majority id is also another object's ("shared" with another object). NaN for a clip without objects.
+    A diagnostic of how masks go wrong (under-segmentation), not a field-standard metric."""
+    present = table.sum(-1) > 0  # B Q
+    major = table.argmax(-1)  # B Q  each ground-truth id's majority predicted id
+    objects = present & (true_ids > 0)  # B Q
+    is_bg = present & (true_ids == 0)  # B Q  (at most one row)
+    same = major.unsqueeze(2) == major.unsqueeze(1)  # B Q Q
+    lost = objects & (same & is_bg.unsqueeze(1)).any(2)
+    others = objects.unsqueeze(1) & ~torch.eye(len(true_ids), dtype=torch.bool, device=table.device)  # B Q Q
+    shared = objects & (same & others).any(2)
+    count = objects.sum(1).double()  # B
+    nan = torch.full_like(count, math.nan)
+    return (torch.where(count > 0, lost.sum(1) / count, nan), torch.where(count > 0, shared.sum(1) / count, nan))
+
+
 def clip_scores(pred: torch.Tensor, true: torch.Tensor, ignore_background: bool = True) -> dict[str, torch.Tensor]:
-    """All metrics from one contingency table: ``fg_ari``, ``mbo``, ``miou`` (B,) at video level and
-    ``fg_ari_image``, ``mbo_image``, ``miou_image`` (B, T) at image level; NaN where nothing to score."""
+    """All metrics from one contingency table: ``fg_ari``, ``mbo``, ``miou`` (B,) at video level,
+    ``fg_ari_image``, ``mbo_image``, ``miou_image`` (B, T) at image level, and the video-level diagnostics
+    ``objects_lost``, ``objects_shared`` (B,) of :func:`object_sharing`; NaN where nothing to score."""
     table, true_ids = contingency(pred, true)
     scores = {}
     for level, suffix in (("video", ""), ("image", "_image")):
@@ -211,6 +230,7 @@ def clip_scores(pred: torch.Tensor, true: torch.Tensor, ignore_background: bool 
         scores["fg_ari" + suffix] = _ari(objects)
         scores["mbo" + suffix] = _mbo(objects, pred_area)
         scores["miou" + suffix] = _miou(objects, pred_area)
+    scores["objects_lost"], scores["objects_shared"] = object_sharing(_at_level(table, "video"), true_ids)
     return scores
 
 

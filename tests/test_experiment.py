@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from ssync_lib.config import get_config
-from ssync_lib.experiment import LABEL_KEYS, Sweep, branch_step, publish, run_sweep
+from ssync_lib.experiment import LABEL_KEYS, SHARING_KEYS, Sweep, branch_step, publish, run_sweep
 from ssync_lib.train import train
 
 
@@ -23,7 +23,7 @@ def test_sweep_trains_every_combination_and_summarises(tmp_path):
     summary = run_sweep(sweep, progress=False)
     assert sorted(zip(summary.objective, summary.slots)) == [("baseline", 3), ("baseline", 4), ("ssync", 3), ("ssync", 4)]
     assert summary[[c for c in summary.columns if "/video/" in c]].notna().all().all()
-    assert summary[LABEL_KEYS].notna().all().all() and (summary["pseudo_labels/merged_slots"] <= summary.slots).all()
+    assert summary[SHARING_KEYS].notna().all().all() and summary[LABEL_KEYS].notna().all().all() and (summary["pseudo_labels/merged_slots"] <= summary.slots).all()
     folder = sweep.folder()
     assert (folder / "slot_robustness.png").stat().st_size > 0 and (folder / "curves.png").stat().st_size > 0
     table = (folder / "table.md").read_text()

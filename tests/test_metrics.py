@@ -223,3 +223,35 @@ def test_metrics_on_gpu_tensors_match_cpu():
     for name in cpu:
         assert gpu[name].is_cuda
         torch.testing.assert_close(gpu[name].cpu(), cpu[name], equal_nan=True)
+
+
+def loop_object_sharing(pred, true):
+    """Per clip: shares of objects whose majority predicted id equals the background's / another object's."""
+    lost, shared = [], []
+    for p, t in zip(pred, true):
+        ids = [int(i) for i in torch.unique(t)]
+        major = {i: int(torch.bincount(p[t == i]).argmax()) for i in ids}  # ties: the lowest id, as argmax
+        objects = [i for i in ids if i > 0]
+        if not objects:
+            lost.append(math.nan)
+            shared.append(math.nan)
+            continue
+        lost.append(sum(0 in major and major[i] == major[0] for i in objects) / len(objects))
+        shared.append(sum(any(major[i] == major[j] for j in objects if j != i) for i in objects) / len(objects))
+    return torch.tensor(lost, dtype=torch.float64), torch.tensor(shared, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_object_sharing_matches_a_loop(seed):
+    gen = torch.Generator().manual_seed(seed)
+    B, T, H, W = 4, 3, 6, 7
+    true = torch.randint(0, 4, (B, T, H, W), generator=gen)
+    true[0] = 0  # a clip with background only: NaN
+    true[1][true[1] == 0] = 2  # a clip without background
+    pred = torch.randint(0, 3 + seed % 3, (B, T, H, W), generator=gen)
+    pred[2] = true[2]  # a perfect clip: nothing lost or shared
+    scores = metrics.clip_scores(pred, true)
+    lost, shared = loop_object_sharing(pred, true)
+    torch.testing.assert_close(scores["objects_lost"], lost, equal_nan=True)
+    torch.testing.assert_close(scores["objects_shared"], shared, equal_nan=True)
+    assert scores["objects_lost"][2] == 0 and scores["objects_shared"][2] == 0 and math.isnan(scores["objects_lost"][0])
