@@ -158,6 +158,8 @@ def plot_sweep(summary: pd.DataFrame, path: Path) -> Path:
     grid = sns.relplot(data=long, x="slots", y="score", hue="objective", col="metric", kind="line", marker="o",
                        errorbar="sd", height=3.2, aspect=1.2, facet_kws={"sharey": False})
     grid.set_titles("{col_name} (decoder masks, video level)")
+    for ax in grid.axes.flat:
+        ax.set_xticks(sorted(summary["slots"].unique()))  # the slot counts run, not fractions between them
     grid.figure.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(grid.figure)
     return path
