@@ -9,7 +9,9 @@ encoder attention maps (``out.attn``). Each is reshaped to (B, T, S, h, w), resi
 truth and turned into hard labels by ``metrics.masks_to_labels``, then scored at video and image
 level. Keys of the returned dict: ``<maps>/<level>/<metric>`` with maps in (decoder, attention),
 level in (video, image), metric in (fg_ari, mbo, miou), plus ``..._valid`` / ``..._skipped`` counts
-(clips or frames whose ground truth is background only are skipped, §2) and ``num_videos``.
+(clips or frames whose ground truth is background only are skipped, §2) and ``num_videos``;
+``<maps>/video/objects_lost`` and ``objects_shared``: the under-segmentation diagnostic of
+``metrics.object_sharing``.
 ``pseudo_labels/<statistic>``: SSync's pseudo-label statistics (merged slots, boundary / interior /
 agreement shares, ``ssync.label_statistics``) on windows of ``data.chunk_len`` frames, as in training,
 averaged over the windows; computed for every objective (a baseline model's redundant slots show up too).
