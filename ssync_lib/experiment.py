@@ -125,9 +125,9 @@ def summarise(folder: Path) -> pd.DataFrame:
 
 def markdown_table(summary: pd.DataFrame) -> str:
     """Mean +- std over seeds per objective and slot count (the mean alone for one seed): metrics in percent (as
-    the field reports them), seconds per step, then the pseudo-label statistics (merged slots per clip, shares
-    in %)."""
-    cols = METRIC_KEYS + ["sec_per_step"] + LABEL_KEYS
+    the field reports them), seconds per step, the object-sharing diagnostic (% of objects lost to the background
+    slot / sharing a slot), then the pseudo-label statistics (merged slots per clip, shares in %)."""
+    cols = METRIC_KEYS + ["sec_per_step"] + SHARING_KEYS + LABEL_KEYS
     grouped = summary.groupby(["objective", "slots"])
     mean, std, count = grouped[cols].mean(), grouped[cols].std(ddof=0), grouped.size()
     head = ["objective", "slots", "seeds"] + [c.replace("/video/", " ").replace("pseudo_labels/", "") for c in cols]
@@ -139,6 +139,7 @@ def markdown_table(summary: pd.DataFrame) -> str:
 
     for key in mean.index:
         cells = [cell(key, c, 100) for c in METRIC_KEYS] + [f"{mean.loc[key, 'sec_per_step']:.3f}"]
+        cells += [cell(key, c, 100) for c in SHARING_KEYS]
         cells += [cell(key, c, 1) for c in LABEL_KEYS]
         lines.append("| " + " | ".join([key[0], str(key[1]), str(count[key])] + cells) + " |")
     return "\n".join(lines) + "\n"
@@ -166,8 +167,9 @@ def plot_sweep(summary: pd.DataFrame, path: Path) -> Path:
 
 
 def plot_curves(summary: pd.DataFrame, folder: Path, path: Path) -> Path:
-    """Per finished run: the reconstruction loss (log.csv, mean of 10 log rows) and the decoder video FG-ARI of
-    every evaluation (eval.csv) against the step; a branched run's curves start at its branch step."""
+    """One column per slot count, a line per run (colour: objective): the reconstruction loss (log.csv, mean of 10
+    log rows) and the decoder video FG-ARI of every evaluation (eval.csv) against the step; a branched run's
+    curves start at its branch step."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -180,14 +182,19 @@ def plot_curves(summary: pd.DataFrame, folder: Path, path: Path) -> Path:
         log = pd.read_csv(folder / run.run / "log.csv")
         logs.append(log.assign(recon=log["recon"].rolling(10, min_periods=1).mean(), **tags))
         evals.append(pd.read_csv(folder / run.run / "eval.csv").assign(**tags))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
-    common = dict(x="step", hue="objective", style="slots", units="seed", estimator=None)
-    sns.lineplot(data=pd.concat(logs), y="recon", ax=axes[0], **common)
-    sns.lineplot(data=pd.concat(evals), y="decoder/video/fg_ari", marker="o", ax=axes[1], legend=False, **common)
-    axes[0].set(title="reconstruction loss (training)", yscale="log")
-    axes[1].set(title="decoder video FG-ARI (validation)", ylabel="FG-ARI")
+    logs, evals = pd.concat(logs), pd.concat(evals)
+    slot_counts = sorted(summary["slots"].unique())
+    palette = dict(zip(sorted(summary["objective"].unique()), sns.color_palette()))
+    fig, axes = plt.subplots(2, len(slot_counts), figsize=(4.2 * len(slot_counts), 6.4), squeeze=False, sharex=True)
+    for column, slots in enumerate(slot_counts):
+        common = dict(x="step", hue="objective", units="seed", estimator=None, palette=palette)
+        sns.lineplot(data=logs[logs.slots == slots], y="recon", ax=axes[0, column], legend=column == 0, **common)
+        sns.lineplot(data=evals[evals.slots == slots], y="decoder/video/fg_ari", marker="o", ax=axes[1, column],
+                     legend=False, **common)
+        axes[0, column].set(title=f"{slots} slots: reconstruction loss (training)", yscale="log")
+        axes[1, column].set(title=f"{slots} slots: decoder video FG-ARI (validation)", ylabel="FG-ARI")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 

@@ -29,6 +29,8 @@ def test_sweep_trains_every_combination_and_summarises(tmp_path):
     table = (folder / "table.md").read_text()
     assert "| ssync | 4 | 1 |" in table and "| baseline | 3 | 1 |" in table
     assert "±" not in table  # one seed: no spread to show
+    header, _, *rows = table.splitlines()
+    assert "decoder objects_lost" in header and all(row.count("|") == header.count("|") for row in rows)
     branched = summary.set_index("run").loc["ssync-s3-seed0", "branched_from"]
     assert branched.endswith(f"step-{branch_step(sweep.config('ssync', 0, 3)):07d}.pt")
 
