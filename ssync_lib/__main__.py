@@ -17,12 +17,25 @@ import sys
 from ssync_lib.config import PROFILES, get_config
 
 
+class _DataRoot(argparse.Action):
+    """``--data-root PATH``: shorthand for ``--set data.root=PATH`` (kept in the order given among the --set's)."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        namespace.overrides = [*namespace.overrides, f"data.root={value}"]
+
+
+def add_data_root(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-root", action=_DataRoot, default=argparse.SUPPRESS, metavar="PATH",
+                   help="the data set's folder (sets data.root), e.g. /data/movi_c")
+
+
 def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model (one loop for the CLI and the notebooks)")
     p.add_argument("--profile", default="cpu", choices=sorted(PROFILES), help="config profile (default cpu)")
     p.add_argument("--objective", choices=("baseline", "dense", "ssync"), help="sets objective.name")
     p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="config overrides, e.g. --set max_steps=500 model.num_slots=7")
+    add_data_root(p)
     p.add_argument("--name", help="run folder name under train.run_root (sets train.name)")
     p.add_argument("--resume", action="store_true", help="continue from <run>/last.pt")
     p.add_argument("--init-from", metavar="CKPT", help="start from another run's checkpoint (train.init_mode)")
@@ -55,6 +68,7 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-videos", type=int, help="evaluate the first N videos only")
     p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="overrides of the checkpoint's config, e.g. --set train.device=cpu data.root=...")
+    add_data_root(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_evaluate)
 
@@ -80,6 +94,7 @@ def add_experiment_parser(sub: argparse._SubParsersAction) -> None:
                         "('' = none)")
     p.add_argument("--name", help="sweep folder under <run_root>/experiments (default: the profile)")
     p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
+    add_data_root(p)
     p.add_argument("--results", help="copy the summary, plots and per-run metrics to this folder")
     p.add_argument("--summary-only", action="store_true", help="summarise the finished runs, train nothing")
     p.add_argument("--no-progress", action="store_true")

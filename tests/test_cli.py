@@ -15,6 +15,13 @@ def test_train_arguments_parse():
     assert args.overrides == ["max_steps=5", "model.num_slots=3"] and args.init_from is None
 
 
+@pytest.mark.parametrize("command", ["train", "evaluate --run r", "experiment"])
+def test_data_root_is_a_data_root_override(command):
+    args = build_parser().parse_args([*command.split(), "--set", "max_steps=5", "--data-root", "/data/movi_c"])
+    assert args.overrides == ["max_steps=5", "data.root=/data/movi_c"]
+    assert build_parser().parse_args(command.split()).overrides == []  # no --data-root, no override
+
+
 @pytest.mark.parametrize("argv", [
     ["evaluate"],  # neither --run nor --checkpoint
     ["evaluate", "--run", "a", "--checkpoint", "b"],  # both
