@@ -3,8 +3,8 @@ from ssync_lib.objectives.dense_alignment import DenseAlignment, redundancy_loss
 from ssync_lib.objectives.objective import OBJECTIVES, LossOutput, Objective, build_objective
 from ssync_lib.objectives.reconstruction import reconstruction_loss
 from ssync_lib.objectives.slot_contrast import slot_contrast_loss
-from ssync_lib.objectives.ssync import PseudoLabels, pseudo_labels, ssync_loss, ssync_weight
+from ssync_lib.objectives.ssync import PseudoLabels, label_statistics, pseudo_labels, ssync_loss, ssync_weight
 
 __all__ = ["OBJECTIVES", "DenseAlignment", "LossOutput", "Objective", "PseudoLabels", "build_objective",
-           "pseudo_labels", "reconstruction_loss", "redundancy_loss", "slot_contrast_loss", "ssync_loss",
+           "label_statistics", "pseudo_labels", "reconstruction_loss", "redundancy_loss", "slot_contrast_loss", "ssync_loss",
            "ssync_weight"]
