@@ -120,7 +120,7 @@ def test_absent_timm_weights_offline_give_clear_error(tmp_path):
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path), TORCH_HOME=str(tmp_path / "torch"))
     code = ("from ssync_lib.models.encoder import FrozenViT\n"
             "FrozenViT('vit_small_patch14_dinov2', 'timm', input_size=336, depth=1)\n")
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode != 0
     message = result.stderr.strip().splitlines()[-1]
     assert message.startswith("FileNotFoundError: model.weights='timm'")
