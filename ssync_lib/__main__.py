@@ -97,17 +97,20 @@ def add_experiment_parser(sub: argparse._SubParsersAction) -> None:
     add_data_root(p)
     p.add_argument("--results", help="copy the summary, plots and per-run metrics to this folder")
     p.add_argument("--summary-only", action="store_true", help="summarise the finished runs, train nothing")
+    p.add_argument("--columns", default="",
+                   help="comma-separated summary.csv columns to print (default: all; table.md keeps all)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_experiment)
 
 
 def run_experiment(args: argparse.Namespace) -> int:
     from ssync_lib.config import resolve_path
-    from ssync_lib.experiment import command_line, publish, run_sweep, summarise, sweep_from_args
+    from ssync_lib.experiment import (command_line, markdown_table, parse_list, publish, run_sweep, summarise,
+                                      sweep_from_args)
 
     sweep = sweep_from_args(args)
     summary = summarise(sweep.folder()) if args.summary_only else run_sweep(sweep, progress=not args.no_progress)
-    print((sweep.folder() / "table.md").read_text())
+    print(markdown_table(summary, parse_list(args.columns) or None))
     if args.results:
         publish(sweep.folder(), resolve_path(args.results), command_line(sys.argv[1:]))
     return 0 if len(summary) else 1

@@ -123,25 +123,29 @@ def summarise(folder: Path) -> pd.DataFrame:
     return summary
 
 
-def markdown_table(summary: pd.DataFrame) -> str:
-    """Mean +- std over seeds per objective and slot count (the mean alone for one seed): metrics in percent (as
-    the field reports them), seconds per step, the object-sharing diagnostic (% of objects lost to the background
-    slot / sharing a slot), then the pseudo-label statistics (merged slots per clip, shares in %)."""
-    cols = METRIC_KEYS + ["sec_per_step"] + SHARING_KEYS + LABEL_KEYS
+def markdown_table(summary: pd.DataFrame, columns: list[str] | None = None) -> str:
+    """Mean +- std over seeds per objective and slot count (the mean alone for one seed). `columns` picks and
+    orders summary columns (default: all of them): metrics and the object-sharing diagnostic (% of objects lost
+    to the background slot / sharing a slot) in percent, as the field reports them; seconds per step; the
+    pseudo-label statistics as they are (merged slots per clip, shares already in %)."""
+    columns = columns or METRIC_KEYS + ["sec_per_step"] + SHARING_KEYS + LABEL_KEYS
+    unknown = [c for c in columns if c not in summary.columns]
+    if unknown:
+        raise KeyError(f"markdown_table: no column {unknown} in the summary; it has {list(summary.columns)}")
     grouped = summary.groupby(["objective", "slots"])
-    mean, std, count = grouped[cols].mean(), grouped[cols].std(ddof=0), grouped.size()
-    head = ["objective", "slots", "seeds"] + [c.replace("/video/", " ").replace("pseudo_labels/", "") for c in cols]
+    mean, std, count = grouped[columns].mean(), grouped[columns].std(ddof=0), grouped.size()
+    head = ["objective", "slots", "seeds"] + [c.replace("/video/", " ").replace("pseudo_labels/", "") for c in columns]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
-    def cell(key, column: str, scale: float) -> str:
+    def cell(key, column: str) -> str:
+        if column == "sec_per_step":
+            return f"{mean.loc[key, column]:.3f}"
+        scale = 100 if column in METRIC_KEYS + SHARING_KEYS else 1
         text = f"{scale * mean.loc[key, column]:.1f}"
         return text + (f" ± {scale * std.loc[key, column]:.1f}" if count[key] > 1 else "")
 
     for key in mean.index:
-        cells = [cell(key, c, 100) for c in METRIC_KEYS] + [f"{mean.loc[key, 'sec_per_step']:.3f}"]
-        cells += [cell(key, c, 100) for c in SHARING_KEYS]
-        cells += [cell(key, c, 1) for c in LABEL_KEYS]
-        lines.append("| " + " | ".join([key[0], str(key[1]), str(count[key])] + cells) + " |")
+        lines.append("| " + " | ".join([key[0], str(key[1]), str(count[key])] + [cell(key, c) for c in columns]) + " |")
     return "\n".join(lines) + "\n"
 
 

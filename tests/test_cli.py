@@ -1,4 +1,6 @@
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -52,3 +54,18 @@ def test_train_then_evaluate_from_the_command_line(tmp_path, capsys):
     printed = json.loads(capsys.readouterr().out)
     assert printed["num_videos"] == 2
     assert json.loads((runs / "cli" / "metrics.json").read_text())["metrics"] == printed
+
+
+def test_experiment_summary_prints_the_chosen_columns(tmp_path, capsys):
+    published = Path(__file__).parents[1] / "results" / "synth-easy" / "runs"
+    folder = tmp_path / "experiments" / "x"
+    for run in ("baseline-s5-seed0", "ssync-s5-seed0"):
+        shutil.copytree(published / run, folder / run)
+    assert main(["experiment", "--summary-only", "--name", "x", "--set", f"train.run_root={tmp_path}",
+                 "--columns", "decoder/video/fg_ari,pseudo_labels/merged_slots"]) == 0
+    header, _, *rows = capsys.readouterr().out.strip().splitlines()
+    assert header == "| objective | slots | seeds | decoder fg_ari | merged_slots |"
+    ssync = json.loads((folder / "ssync-s5-seed0" / "metrics.json").read_text())["metrics"]
+    assert rows[1] == (f"| ssync | 5 | 1 | {100 * ssync['decoder/video/fg_ari']:.1f} | "
+                       f"{ssync['pseudo_labels/merged_slots']:.1f} |")
+    assert "decoder mbo" in (folder / "table.md").read_text()  # the written table keeps every column

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from ssync_lib.config import get_config
-from ssync_lib.experiment import LABEL_KEYS, SHARING_KEYS, Sweep, branch_step, publish, run_sweep
+from ssync_lib.experiment import LABEL_KEYS, SHARING_KEYS, Sweep, branch_step, markdown_table, publish, run_sweep
 from ssync_lib.train import train
 
 
@@ -70,3 +70,16 @@ def test_published_profile_sweep_configs_keep_their_table_values():
     sweep = Sweep("movi_c", ["ssync"], [1], [7], "x", [], ["ssync"])
     cfg = sweep.config("ssync", 1, 7)
     assert (cfg.model.num_slots, cfg.train.seed, cfg.objective.merge_iou) == (7, 1, get_config("movi_c").objective.merge_iou)
+
+
+def test_markdown_table_picks_columns_and_gives_mean_and_population_std():
+    summary = pd.DataFrame({"objective": ["ssync", "ssync", "baseline"], "slots": [5, 5, 5],
+                            "decoder/video/fg_ari": [0.40, 0.50, 0.625], "pseudo_labels/merged_slots": [1.0, 2.0, 0.5],
+                            "sec_per_step": [0.2, 0.3, 0.1]})
+    table = markdown_table(summary, ["pseudo_labels/merged_slots", "decoder/video/fg_ari", "sec_per_step"])
+    assert table.splitlines() == ["| objective | slots | seeds | merged_slots | decoder fg_ari | sec_per_step |",
+                                  "|---|---|---|---|---|---|",
+                                  "| baseline | 5 | 1 | 0.5 | 62.5 | 0.100 |",
+                                  "| ssync | 5 | 2 | 1.5 ± 0.5 | 45.0 ± 5.0 | 0.250 |"]
+    with pytest.raises(KeyError, match="decoder/video/miou"):
+        markdown_table(summary, ["decoder/video/miou"])

@@ -6,5 +6,5 @@ from ssync_lib.objectives.slot_contrast import slot_contrast_loss
 from ssync_lib.objectives.ssync import PseudoLabels, label_statistics, pseudo_labels, ssync_loss, ssync_weight
 
 __all__ = ["OBJECTIVES", "DenseAlignment", "LossOutput", "Objective", "PseudoLabels", "build_objective",
-           "label_statistics", "pseudo_labels", "reconstruction_loss", "redundancy_loss", "slot_contrast_loss", "ssync_loss",
-           "ssync_weight"]
+           "label_statistics", "pseudo_labels", "reconstruction_loss", "redundancy_loss", "slot_contrast_loss",
+           "ssync_loss", "ssync_weight"]
