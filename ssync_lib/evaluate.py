@@ -15,6 +15,8 @@ level in (video, image), metric in (fg_ari, mbo, miou), plus ``..._valid`` / ``.
 ``pseudo_labels/<statistic>``: SSync's pseudo-label statistics (merged slots, boundary / interior /
 agreement shares, ``ssync.label_statistics``) on windows of ``data.chunk_len`` frames, as in training,
 averaged over the windows; computed for every objective (a baseline model's redundant slots show up too).
+``premises/...``, ``merge_audit/...``, ``teaching/...``: SSync's premises against ground truth on the same
+windows (who is right where, the merge audit, the precision of its teaching labels; ``diagnostics.py``).
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ from ssync_lib import metrics as M
 from ssync_lib.checkpoint import load_checkpoint, load_module_state
 from ssync_lib.config import Config, apply_overrides, project_root, resolve_path
 from ssync_lib.data import build_dataset
+from ssync_lib.diagnostics import accumulate, premise_means, premise_statistics
 from ssync_lib.models import create_model
 from ssync_lib.objectives.ssync import label_statistics, pseudo_labels
 
@@ -84,6 +87,7 @@ def evaluate(model: nn.Module, cfg: Config, split: str = "val", max_videos: int 
     ignore_background = cfg.data.source not in NO_BACKGROUND
     device = next(model.parameters()).device
     scores: dict[str, list[torch.Tensor]] = {}  # "<maps>/<level>/<metric>" -> per clip (B,) or frame (B,T)
+    premises: dict[str, float] = {}  # SSync's premises against ground truth: sums and counts (diagnostics.py)
     was_training = model.training
     model.eval()
     bar = tqdm(total=count, desc=f"evaluate {split}", disable=not progress, leave=False)
@@ -104,6 +108,7 @@ def evaluate(model: nn.Module, cfg: Config, split: str = "val", max_videos: int 
                 stats = window_label_statistics(out, cfg.data.chunk_len, cfg.objective.merge_iou)
                 for name, value in stats.items():
                     scores.setdefault(f"pseudo_labels/{name}", []).append(value.cpu())
+                accumulate(premises, premise_statistics(out, true.to(device), cfg, ignore_background))
                 bar.update(video.shape[0])
     finally:
         bar.close()
@@ -111,6 +116,7 @@ def evaluate(model: nn.Module, cfg: Config, split: str = "val", max_videos: int 
     result: dict = {"num_videos": count}
     for key, parts in scores.items():
         result[key], result[f"{key}_valid"], result[f"{key}_skipped"] = M.mean_valid(torch.cat(parts))
+    result.update(premise_means(premises))
     return result
 
 

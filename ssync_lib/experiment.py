@@ -31,11 +31,16 @@ import pandas as pd
 import torch
 
 from ssync_lib.config import Config, apply_overrides, get_config, resolve_path
+from ssync_lib.diagnostics import PREMISE_KEYS
 from ssync_lib.evaluate import commit_hash
 
 METRIC_KEYS = [f"{maps}/video/{m}" for maps in ("decoder", "attention") for m in ("fg_ari", "mbo", "miou")]
 LABEL_KEYS = [f"pseudo_labels/{name}" for name in ("merged_slots", "boundary_pct", "interior_pct", "agreement_pct")]
 SHARING_KEYS = [f"{maps}/video/objects_{what}" for maps in ("decoder", "attention") for what in ("lost", "shared")]
+# SSync's premises against ground truth (diagnostics.py): FG-ARI and accuracy (fractions, shown in %), set shares
+# and teaching precision (already in %), merged pairs per clip
+PREMISE_FRACTIONS = [k for k in PREMISE_KEYS if k.endswith(("_fg_ari", "_acc"))]
+SUMMARY_KEYS = METRIC_KEYS + LABEL_KEYS + SHARING_KEYS + PREMISE_KEYS
 
 
 @dataclass
@@ -110,7 +115,7 @@ def summarise(folder: Path) -> pd.DataFrame:
         log = pd.read_csv(metrics_file.with_name("log.csv"))
         rows.append({"run": metrics_file.parent.name, "objective": cfg["objective"]["name"],
                      "slots": cfg["model"]["num_slots"], "seed": cfg["train"]["seed"], "step": record["step"],
-                     **{k: record["metrics"].get(k, float("nan")) for k in METRIC_KEYS + LABEL_KEYS + SHARING_KEYS},
+                     **{k: record["metrics"].get(k, float("nan")) for k in SUMMARY_KEYS},
                      "sec_per_step": float(log["sec_per_step"].median()),
                      "branched_from": cfg["train"]["init_from"] or ""})
     summary = pd.DataFrame(rows)
@@ -128,7 +133,7 @@ def markdown_table(summary: pd.DataFrame, columns: list[str] | None = None) -> s
     orders summary columns (default: all of them): metrics and the object-sharing diagnostic (% of objects lost
     to the background slot / sharing a slot) in percent, as the field reports them; seconds per step; the
     pseudo-label statistics as they are (merged slots per clip, shares already in %)."""
-    columns = columns or METRIC_KEYS + ["sec_per_step"] + SHARING_KEYS + LABEL_KEYS
+    columns = columns or METRIC_KEYS + ["sec_per_step"] + SHARING_KEYS + LABEL_KEYS + PREMISE_KEYS
     unknown = [c for c in columns if c not in summary.columns]
     if unknown:
         raise KeyError(f"markdown_table: no column {unknown} in the summary; it has {list(summary.columns)}")
@@ -140,7 +145,7 @@ def markdown_table(summary: pd.DataFrame, columns: list[str] | None = None) -> s
     def cell(key, column: str) -> str:
         if column == "sec_per_step":
             return f"{mean.loc[key, column]:.3f}"
-        scale = 100 if column in METRIC_KEYS + SHARING_KEYS else 1
+        scale = 100 if column in METRIC_KEYS + SHARING_KEYS + PREMISE_FRACTIONS else 1
         text = f"{scale * mean.loc[key, column]:.1f}"
         return text + (f" ± {scale * std.loc[key, column]:.1f}" if count[key] > 1 else "")
 
