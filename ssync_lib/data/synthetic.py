@@ -2,9 +2,10 @@
 
 Each video shows a few objects moving with constant velocity, bouncing off the frame borders (they
 always stay fully inside) and occluding each other in a fixed depth order, over a plain or textured
-static background. Masks hold instance ids 1..K per pixel (0 = background). There is no noise and no
-antialiasing: every pixel belongs to exactly one object or to the background, and a visible object's
-pixels are exactly its colour/texture (tests/data/test_data_synthetic.py re-renders them).
+static background. Masks hold instance ids 1..K per pixel (0 = background). There is no antialiasing:
+every pixel belongs to exactly one object or to the background, and a visible object's pixels are
+exactly its colour/texture, shading and pattern, plus the frame's sensor noise where a level has them
+(tests/data/test_data_synthetic.py re-renders them).
 
 Levels (`LEVELS`; the fields of `Level` are the knobs to tune; a change alters meta.json, so the
 next `make_synthetic.py` run regenerates the data):
@@ -25,7 +26,26 @@ background         "plain": one dark grey                 "textured": stripes or
                                                           low-saturation shades near the base hue
 min_separation     0.6: initial centres at least 0.6 x    0.4
                    (r_i + r_j) apart (best of 50 draws)
+shading            0 (none)                               0
+pattern            0 (none)                               0
+noise              0 (none)                               0
 =================  =====================================  =========================================
+
+`synth-tex` (closer to MOVi: objects whose pixels vary inside, more of them) is `synth-easy` with
+3-8 objects of radius (0.08, 0.15) x resolution (5-10 px at 64; distinct colours, so at most 8),
+min_separation 0.5, and three sources of variation inside each object:
+
+- shading 0.5: a directional brightness ramp across each object, factor 1 at the lit edge down to
+  0.5 at the far edge (a random light direction per object); formally the factor
+  is 1 - s/2 + (s/2) (d . l) / extent at object-local offset d for light direction l;
+- pattern 0.12: two object-local sinusoidal gratings (period 3-8 px at 64, random direction and
+  phase) each adding +-0.12 to the brightness factor: a texture that moves with the object;
+- noise 6.0: Gaussian sensor noise of standard deviation 6 (of 255) on every pixel of every frame,
+  background included (drawn from the video's generator, so still deterministic).
+
+The colour of a pixel is round(clip(colour x factor + noise, 0, 255)). The masks are unchanged by
+all three. The fields default to 0, and a field at 0 draws no random numbers and is left out of
+meta.json, so the videos and meta.json of synth-easy and synth-hard are exactly those of before.
 
 A custom level is one more entry, e.g. `LEVELS["synth-big"] = dataclasses.replace(LEVELS["synth-easy"],
 radius=(0.2, 0.3))` with `data.level=synth-big` (its parameters are recorded in meta.json and sent
@@ -83,6 +103,13 @@ class Level:
     textures: tuple[str, ...]  # any of flat, stripes, checker
     background: str  # plain | textured
     min_separation: float
+    shading: float = 0.0  # brightness ramp across each object: factor from 1 down to 1 - shading
+    pattern: float = 0.0  # amplitude of each of two object-local sinusoidal gratings (brightness factor)
+    noise: float = 0.0  # standard deviation of per-pixel Gaussian sensor noise (0-255 scale), every frame
+
+
+# fields added after generator version 1, with their "off" value: left out of meta.json when off
+LATER_FIELDS = {"shading": 0.0, "pattern": 0.0, "noise": 0.0}
 
 
 LEVELS = {
@@ -91,6 +118,9 @@ LEVELS = {
     "synth-hard": Level(num_objects=(3, 6), radius=(0.09, 0.2), speed=(0.02, 0.08), shapes=SHAPES,
                         colours="similar", textures=("flat", "stripes", "checker"), background="textured",
                         min_separation=0.4),
+    "synth-tex": Level(num_objects=(3, 8), radius=(0.08, 0.15), speed=(0.02, 0.06), shapes=SHAPES,
+                       colours="distinct", textures=("flat",), background="plain", min_separation=0.5,
+                       shading=0.5, pattern=0.12, noise=6.0),
 }
 
 
@@ -102,6 +132,9 @@ class Texture:
     colours: np.ndarray  # 2 3 uint8; flat uses the first
     direction: tuple[float, float]  # (cos, sin) of the stripe normal
     period: float  # pixels
+    # brightness factor at (u, v): base + gu u + gv v + sum of a sin(ku u + kv v + phase) over the waves
+    shade: tuple[float, float, float] = (1.0, 0.0, 0.0)  # (base, gu, gv)
+    waves: tuple[tuple[float, float, float, float], ...] = ()  # (ku, kv, phase, a) per grating
 
 
 @dataclass
@@ -119,6 +152,7 @@ class SceneObject:
 class Scene:
     objects: list[SceneObject]  # object k has instance id k + 1
     background: Texture
+    noise: np.ndarray | None = None  # T R R 3 float64 sensor noise added to every frame, or None
 
 
 def level_params(level: str) -> Level:
@@ -152,7 +186,7 @@ def inside(shape: str, extent: float, du: np.ndarray, dv: np.ndarray) -> np.ndar
 def paint(texture: Texture, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Colours (...,3) uint8 of the texture at coordinates u, v (same shape)."""
     if texture.kind == "flat":
-        return np.broadcast_to(texture.colours[0], u.shape + (3,))
+        return _shaded(texture, np.broadcast_to(texture.colours[0], u.shape + (3,)), u, v)
     if texture.kind == "stripes":
         cos, sin = texture.direction
         parity = np.floor((u * cos + v * sin) / texture.period).astype(np.int64) % 2
@@ -160,7 +194,24 @@ def paint(texture: Texture, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         parity = (np.floor(u / texture.period) + np.floor(v / texture.period)).astype(np.int64) % 2
     else:
         raise ValueError(f"unknown texture '{texture.kind}'; choose flat, stripes or checker")
-    return texture.colours[parity]
+    return _shaded(texture, texture.colours[parity], u, v)
+
+
+def brightness(texture: Texture, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """The texture's brightness factor at (u, v): shading ramp plus gratings (1 where it has neither)."""
+    base, gu, gv = texture.shade
+    factor = base + gu * u + gv * v
+    for ku, kv, phase, amplitude in texture.waves:
+        factor = factor + amplitude * np.sin(ku * u + kv * v + phase)
+    return factor
+
+
+def _shaded(texture: Texture, colours: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """colours (...,3) uint8 times the brightness factor, rounded and clipped; as is without shading/waves."""
+    if texture.shade == (1.0, 0.0, 0.0) and not texture.waves:
+        return colours
+    shaded = colours * brightness(texture, u, v)[..., None]
+    return np.clip(np.round(shaded), 0, 255).astype(np.uint8)
 
 
 def _hsv(h: float, s: float, v: float) -> np.ndarray:
@@ -217,7 +268,26 @@ def sample_scene(level: Level, resolution: int, num_frames: int, rng: np.random.
         background = _texture(rng, kind, _hsv(h, s, v), _hsv(h, s, 0.7 * v), rng.uniform(3, 8) * scale)
     else:
         raise ValueError(f"unknown background '{level.background}'; choose plain or textured")
-    return Scene(objects, background)
+    for obj in objects:  # variation inside objects (synth-tex); nothing is drawn for a level without it
+        _vary(obj, level, scale, rng)
+    noise = rng.normal(0.0, level.noise, (num_frames, resolution, resolution, 3)) if level.noise > 0 else None
+    return Scene(objects, background, noise)
+
+
+def _vary(obj: SceneObject, level: Level, scale: float, rng: np.random.Generator) -> None:
+    """Give an object its shading ramp (one light direction per object, factor 1 down to 1 - shading across
+    it) and two sinusoidal gratings (period 3-8 px at 64 px), in object-local coordinates."""
+    if level.shading > 0:
+        angle = float(rng.uniform(0, 2 * math.pi))
+        half = level.shading / 2
+        obj.texture.shade = (1.0 - half, half * math.cos(angle) / obj.extent, half * math.sin(angle) / obj.extent)
+    if level.pattern > 0:
+        waves = []
+        for _ in range(2):
+            angle, period = float(rng.uniform(0, math.pi)), float(rng.uniform(3, 8)) * scale
+            k = 2 * math.pi / period
+            waves.append((k * math.cos(angle), k * math.sin(angle), float(rng.uniform(0, 2 * math.pi)), level.pattern))
+        obj.texture.waves = tuple(waves)
 
 
 def _place(rng: np.random.Generator, lo: float, hi: float, radius: float, placed: list, min_separation: float):
@@ -245,6 +315,8 @@ def render(scene: Scene, resolution: int, num_frames: int) -> tuple[np.ndarray, 
         hit = inside(obj.shape, obj.extent, du, dv)  # T R R
         video[hit] = paint(obj.texture, du[hit], dv[hit])
         masks[hit] = k + 1
+    if scene.noise is not None:
+        video = np.clip(np.round(video + scene.noise), 0, 255).astype(np.uint8)
     return video, masks
 
 
@@ -264,9 +336,15 @@ def _sample(job: tuple) -> dict:
     return make_sample(f"{index:06d}", video, masks)
 
 
+def level_meta(params: Level) -> dict:
+    """A level's parameters as meta.json records them: fields added later (``LATER_FIELDS``) only when set, so
+    that roots generated before they existed still match."""
+    return {k: v for k, v in asdict(params).items() if LATER_FIELDS.get(k, object()) != v}
+
+
 def expected_meta(level: str, seed: int, num_train: int, num_val: int, resolution: int, num_frames: int) -> dict:
     """The meta.json that a root generated with these settings holds."""
-    return {"generator_version": GENERATOR_VERSION, "level": level, "level_params": asdict(level_params(level)),
+    return {"generator_version": GENERATOR_VERSION, "level": level, "level_params": level_meta(level_params(level)),
             "seed": seed, "num_train": num_train, "num_val": num_val, "resolution": resolution,
             "num_frames": num_frames, "shard_size": SHARD_SIZE}
 
