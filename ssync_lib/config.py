@@ -198,7 +198,7 @@ def _published(profile: str, backbone: str, input_size: int, slots: int, dim: in
 
 
 def _profile_coco() -> Config:
-    cfg = _published("coco", "vit_small_patch14_dinov2", 224, 7, 64, 100_000, 4e-4, 0.9, 8, "coco",
+    cfg = _published("coco", "vit_small_patch14_dinov2", 224, 7, 64, 100_000, 8e-4, 0.9, 8, "coco",
                      "data/coco")
     cfg.data.chunk_len = 1
     cfg.model.decoder_hidden = 2048

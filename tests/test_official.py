@@ -150,3 +150,32 @@ def test_ssync_labels_and_losses_equal_public():
     for ours, theirs in ((alpha.grad, "grad_alpha"), (attn_logits.grad, "grad_attn_logits")):
         want = torch.from_numpy(fx[theirs])  # means over many patches: small, so relative to the largest entry
         assert (ours - want).abs().max().item() <= TOL * want.abs().max().item(), theirs
+
+
+# The public SSync YAMLs (configs/SSync/*.yaml at the commit in tests/fixtures/README.md), the values our
+# published profiles must carry; docs/official-configs.md has the full key-by-key table.
+PUBLIC_SSYNC = {
+    "movi_c": dict(backbone="vit_small_patch14_dinov2", input_size=336, num_slots=11, slot_dim=64, decoder_hidden=1024,
+                   max_steps=100_000, lr=8e-4, merge_iou=0.7),
+    "movi_e": dict(backbone="vit_base_patch14_dinov2", input_size=336, num_slots=15, slot_dim=128, decoder_hidden=1024,
+                   max_steps=300_000, lr=8e-4, merge_iou=0.65),
+    "ytvis": dict(backbone="vit_base_patch14_dinov2", input_size=518, num_slots=7, slot_dim=64, decoder_hidden=1024,
+                  max_steps=100_000, lr=8e-4, merge_iou=0.6),
+    "coco": dict(backbone="vit_small_patch14_dinov2", input_size=224, num_slots=7, slot_dim=64, decoder_hidden=2048,
+                 max_steps=100_000, lr=8e-4, merge_iou=0.9),
+}
+
+
+@pytest.mark.parametrize("profile", list(PUBLIC_SSYNC))
+def test_published_profiles_match_public_configs(profile):
+    from ssync_lib.config import get_config
+    cfg, want = get_config(profile), PUBLIC_SSYNC[profile]
+    got = dict(backbone=cfg.model.backbone, input_size=cfg.data.input_size, num_slots=cfg.model.num_slots,
+               slot_dim=cfg.model.slot_dim, decoder_hidden=cfg.model.decoder_hidden, max_steps=cfg.train.max_steps,
+               lr=cfg.train.lr, merge_iou=cfg.objective.merge_iou)
+    assert got == want
+    shared = (cfg.train.warmup_steps, cfg.train.grad_clip, cfg.model.iters_first, cfg.model.iters,
+              cfg.model.predictor_heads, cfg.model.decoder_layers, cfg.model.slot_init, cfg.objective.w_recon,
+              cfg.objective.ssync_warmup_frac, cfg.objective.w_ssync_dec, cfg.objective.w_ssync_enc)
+    assert shared == (2500, 0.05, 3, 2, 4, 3, "learned", 1.0, 0.3, 1.0, 1.0)
+    assert cfg.objective.w_slot_contrast == (0.0 if profile == "coco" else 0.5)  # 0 at T=1: docs/official-configs.md
