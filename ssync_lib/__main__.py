@@ -64,6 +64,9 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--run", help="run folder (evaluates its last.pt, writes metrics.json there)")
     which.add_argument("--checkpoint", help="a checkpoint file (the JSON goes beside it)")
+    which.add_argument("--official", metavar="PATH", help="a public SSync / SlotContrast checkpoint (Lightning .ckpt "
+                       "or state dict), converted by ssync_lib.official; with --profile")
+    p.add_argument("--profile", default="movi_c", help="with --official: the profile it was trained with (movi_c)")
     p.add_argument("--split", default="val", choices=("val",), help="data split (whole videos)")
     p.add_argument("--max-videos", type=int, help="evaluate the first N videos only")
     p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
@@ -78,9 +81,32 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     kwargs = dict(split=args.split, max_videos=args.max_videos, overrides=args.overrides,
                   progress=not args.no_progress)
-    metrics = evaluate_run(args.run, **kwargs) if args.run else evaluate_checkpoint(args.checkpoint, **kwargs)
+    if args.official:
+        metrics = evaluate_official(args.official, args.profile, **kwargs)
+    else:
+        metrics = evaluate_run(args.run, **kwargs) if args.run else evaluate_checkpoint(args.checkpoint, **kwargs)
     print(json.dumps(metrics, indent=2))
     return 0
+
+
+def evaluate_official(path: str, profile: str, split: str = "val", max_videos: int | None = None,
+                      overrides=(), progress: bool = True) -> dict:
+    """``evaluate --official PATH --profile P``: a public checkpoint converted by ``ssync_lib.official`` (its
+    report on stderr), evaluated with the profile's data and metrics; ``metrics-official-<stem>.json`` beside it."""
+    from pathlib import Path
+
+    from ssync_lib.evaluate import check_data_root, evaluate, resolve_device, write_metrics
+    from ssync_lib.official import load_official
+
+    cfg = get_config(profile, overrides)
+    check_data_root(cfg)  # before building the model
+    model, report = load_official(path, cfg.model, cfg.data.input_size)
+    print(report.summary(), file=sys.stderr)
+    metrics = evaluate(model.to(resolve_device(cfg.train.device)), cfg, split,
+                       max_videos=max_videos or cfg.data.max_val_videos or None, progress=progress)
+    write_metrics(Path(path).with_name(f"metrics-official-{Path(path).stem}.json"), metrics, step=None, cfg=cfg,
+                  checkpoint=Path(path))
+    return metrics
 
 
 def add_experiment_parser(sub: argparse._SubParsersAction) -> None:

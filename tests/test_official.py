@@ -179,3 +179,31 @@ def test_published_profiles_match_public_configs(profile):
               cfg.objective.ssync_warmup_frac, cfg.objective.w_ssync_dec, cfg.objective.w_ssync_enc)
     assert shared == (2500, 0.05, 3, 2, 4, 3, "learned", 1.0, 0.3, 1.0, 1.0)
     assert cfg.objective.w_slot_contrast == (0.0 if profile == "coco" else 0.5)  # 0 at T=1: docs/official-configs.md
+
+
+def test_evaluate_official_from_the_command_line(tmp_path, capsys):
+    """``python -m ssync_lib evaluate --official PATH --profile P``: the converted public model on smoke data."""
+    from ssync_lib.__main__ import main
+    from ssync_lib.config import get_config
+    from ssync_lib.data import synthetic
+
+    data = tmp_path / "data"
+    synthetic.generate_from_config(get_config("smoke", {"data.root": str(data)}), workers=1, progress=False)
+    ckpt = tmp_path / "public.ckpt"
+    torch.save({"state_dict": _state(_fixture("ssync_parity.npz"))}, ckpt)
+    like_fixture = ["model.backbone=vit_small_patch14_dinov2", "model.feature_layer=last",
+                    'model.backbone_kwargs={"embed_dim": 48, "depth": 2, "num_heads": 3}', "model.slot_dim=32",
+                    "model.slot_init=learned", "model.decoder_hidden=64", "model.decoder_layers=3",
+                    f"data.input_size={INPUT_SIZE}"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(["evaluate", "--official", str(ckpt), "--profile", "smoke", "--max-videos", "2", "--no-progress",
+                     "--data-root", str(data), "--set", *like_fixture]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr()
+    assert "77 public keys mapped" in out.err
+    metrics = json.loads((tmp_path / "metrics-official-public.json").read_text())["metrics"]
+    assert metrics["num_videos"] == 2 and 0.0 <= metrics["decoder/video/fg_ari"] <= 1.0
+    assert json.loads(out.out)["num_videos"] == 2
