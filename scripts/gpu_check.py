@@ -141,9 +141,16 @@ def parse_variant(variant: str) -> tuple[bool, bool]:
     return "bf16" in parts, "compile" in parts
 
 
+class _ShownDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a flag's default where it has one (the sizes say theirs: full check / dry run)."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default in (None, [], False) else super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="Stages: " + ", ".join(STAGES),
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=_ShownDefaults)
     p.add_argument("--out", help=f"folder of gpu_check.json and .md (default {FULL['out']}; dry run {DRY_RUN['out']}, "
                                  f"in the project)")
     p.add_argument("--work", help=f"shards, runs and bench tables (default {FULL['work']}; dry run {DRY_RUN['work']})")
@@ -152,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="config overrides for every run, the benchmark step and the evaluation")
     p.add_argument("--profile", default="movi_c", help="profile of the training stage and the step benchmark")
-    p.add_argument("--objectives", default="baseline,dense,ssync")
+    p.add_argument("--objectives", default="baseline,dense,ssync", help="comma-separated objectives trained")
     p.add_argument("--variants", help=f"comma-separated of fp32, bf16, compile, bf16+compile "
                                       f"(default {FULL['variants']}; dry run {DRY_RUN['variants']})")
     sizes = p.add_argument_group("sizes (default: full check / dry run)")
@@ -179,8 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alignment-budget-gb", type=float, default=100.0, help="larger predicted peaks are extrapolated")
     p.add_argument("--alignment-max-seconds", type=float, default=10.0, help="longer runs are extrapolated")
     p.add_argument("--profiles", default="movi_e,ytvis", help="profiles trained for a few steps ('' = none)")
-    p.add_argument("--profile-variant", default="bf16")
-    p.add_argument("--profile-objective", default="ssync")
+    p.add_argument("--profile-variant", default="bf16", help="variant of the extra profiles' runs")
+    p.add_argument("--profile-objective", default="ssync", help="objective of the extra profiles' runs")
     p.add_argument("--run-budget", type=float, default=75.0, help="seconds per training run")
     p.add_argument("--budget", action="append", default=[], metavar="STAGE=SECONDS",
                    help=f"a stage's time budget (defaults {BUDGETS})")
