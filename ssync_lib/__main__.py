@@ -14,27 +14,16 @@ import argparse
 import json
 import sys
 
-from ssync_lib.config import PROFILES, get_config
-
-
-class _DataRoot(argparse.Action):
-    """``--data-root PATH``: shorthand for ``--set data.root=PATH`` (kept in the order given among the --set's)."""
-
-    def __call__(self, parser, namespace, value, option_string=None):
-        namespace.overrides = [*namespace.overrides, f"data.root={value}"]
-
-
-def add_data_root(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-root", action=_DataRoot, default=argparse.SUPPRESS, metavar="PATH",
-                   help="the data set's folder (sets data.root), e.g. /data/movi_c")
+from ssync_lib.cli_args import add_data_root, add_overrides, add_profile
+from ssync_lib.config import get_config
+from ssync_lib.objectives.objective import OBJECTIVES
 
 
 def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model (one loop for the CLI and the notebooks)")
-    p.add_argument("--profile", default="cpu", choices=sorted(PROFILES), help="config profile (default cpu)")
-    p.add_argument("--objective", choices=("baseline", "dense", "ssync"), help="sets objective.name")
-    p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                   help="config overrides, e.g. --set max_steps=500 model.num_slots=7")
+    add_profile(p)
+    p.add_argument("--objective", choices=OBJECTIVES, help="sets objective.name")
+    add_overrides(p)
     add_data_root(p)
     p.add_argument("--name", help="run folder name under train.run_root (sets train.name)")
     p.add_argument("--resume", action="store_true", help="continue from <run>/last.pt")
@@ -66,18 +55,17 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--checkpoint", help="a checkpoint file (the JSON goes beside it)")
     which.add_argument("--official", metavar="PATH", help="a public SSync / SlotContrast checkpoint (Lightning .ckpt "
                        "or state dict), converted by ssync_lib.official; with --profile")
-    p.add_argument("--profile", default="movi_c", help="with --official: the profile it was trained with (movi_c)")
+    add_profile(p, default="movi_c", what="with --official: the profile it was trained with")
     p.add_argument("--split", default="val", choices=("val",), help="data split (whole videos)")
     p.add_argument("--max-videos", type=int, help="evaluate the first N videos only")
-    p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                   help="overrides of the checkpoint's config, e.g. --set train.device=cpu data.root=...")
+    add_overrides(p, example="train.device=cpu data.root=...", what="overrides of the checkpoint's config")
     add_data_root(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_evaluate)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from ssync_lib.evaluate import evaluate_checkpoint, evaluate_run
+    from ssync_lib.evaluate import evaluate_checkpoint, evaluate_official, evaluate_run
 
     kwargs = dict(split=args.split, max_videos=args.max_videos, overrides=args.overrides,
                   progress=not args.no_progress)
@@ -89,37 +77,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def evaluate_official(path: str, profile: str, split: str = "val", max_videos: int | None = None,
-                      overrides=(), progress: bool = True) -> dict:
-    """``evaluate --official PATH --profile P``: a public checkpoint converted by ``ssync_lib.official`` (its
-    report on stderr), evaluated with the profile's data and metrics; ``metrics-official-<stem>.json`` beside it."""
-    from pathlib import Path
-
-    from ssync_lib.evaluate import check_data_root, evaluate, resolve_device, write_metrics
-    from ssync_lib.official import load_official
-
-    cfg = get_config(profile, overrides)
-    check_data_root(cfg)  # before building the model
-    model, report = load_official(path, cfg.model, cfg.data.input_size)
-    print(report.summary(), file=sys.stderr)
-    metrics = evaluate(model.to(resolve_device(cfg.train.device)), cfg, split,
-                       max_videos=max_videos or cfg.data.max_val_videos or None, progress=progress)
-    write_metrics(Path(path).with_name(f"metrics-official-{Path(path).stem}.json"), metrics, step=None, cfg=cfg,
-                  checkpoint=Path(path))
-    return metrics
-
-
 def add_experiment_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("experiment", help="objectives x seeds x slot counts, trained, evaluated, summarised")
-    p.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
-    p.add_argument("--objectives", default="baseline,dense,ssync", help="comma-separated objective names")
+    add_profile(p)
+    p.add_argument("--objectives", default=",".join(OBJECTIVES), help="comma-separated objective names")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     p.add_argument("--slots", default="", help="comma-separated slot counts (default: the profile's)")
     p.add_argument("--branch", default="ssync",
                    help="objectives that start from the baseline's checkpoint at the end of SSync's warm-up "
                         "('' = none)")
     p.add_argument("--name", help="sweep folder under <run_root>/experiments (default: the profile)")
-    p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
+    add_overrides(p, example="train.eval_every=2000")
     add_data_root(p)
     p.add_argument("--results", help="copy the summary, plots and per-run metrics to this folder")
     p.add_argument("--summary-only", action="store_true", help="summarise the finished runs, train nothing")

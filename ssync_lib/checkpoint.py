@@ -8,8 +8,13 @@ loads with ``torch.load(weights_only=True)`` (no arbitrary unpickling):
      "rng": [rng_state() of rank 0, rank 1, ...], "log_accum": running log means (plain floats),
      "config": Config.to_dict()}
 
-The data order is a pure function of (seed, epoch) and the step (see ``train.py``), so the step is
-all a resumed run needs to continue it.
+The data order is a pure function of (seed, epoch) and the step (see ``data/order.py``), so the step
+is all a resumed run needs to continue it.
+
+Training state: ``save_training_state`` writes the checkpoint above from rank 0 (with every rank's RNG
+states); ``restore_training_state`` loads one into the modules, either to resume the same run or to
+branch another run from it (``train.init_from``: model weights and the model's Adam state, the step and
+the RNG states; the objective starts fresh).
 
 Writes go to a temporary file in the same folder, are flushed and fsync'ed, then renamed over the
 old file with ``os.replace`` (atomic on POSIX) and the folder is fsync'ed: a crash or an exception
@@ -19,11 +24,16 @@ from __future__ import annotations
 
 import os
 import random
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import torch
+import torch.distributed as dist
+
+from ssync_lib.config import Config
+from ssync_lib.runtime import DistInfo, seed_everything
 
 FORMAT = 1
 TMP_PREFIX = ".tmp-"
@@ -157,3 +167,81 @@ def load_module_state(module: torch.nn.Module, saved: Mapping[str, torch.Tensor]
                 msg += "\nconfig values that differ (checkpoint -> current):\n  " + "\n  ".join(diffs)
         raise CheckpointMismatchError(msg)
     module.load_state_dict(saved)
+
+
+# ----------------------------------------------------------------------------- training state
+
+def save_training_state(path: Path, model, objective, optimizer, scheduler, step: int, steps_per_epoch: int,
+                        cfg: Config, info: DistInfo, log_accum: Mapping[str, Any]) -> None:
+    """The checkpoint of a training run, from rank 0, with every rank's RNG states (gathered); a copy
+    ``step-<N>.pt`` every ``train.keep_every`` steps."""
+    rngs = [rng_state()]  # CPU tensors and plain values
+    if info.world_size > 1:
+        own, rngs = rngs[0], [None] * info.world_size
+        dist.all_gather_object(rngs, own)
+    if not info.is_main:
+        return
+    epoch, batch = divmod(step, steps_per_epoch)
+    save_checkpoint(path, {
+        "format": FORMAT, "step": step, "epoch": epoch, "batch_in_epoch": batch, "world_size": info.world_size,
+        "model": model.state_dict(), "objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(), "rng": rngs, "log_accum": dict(log_accum), "config": cfg.to_dict(),
+    })
+    if cfg.train.keep_every and step % cfg.train.keep_every == 0:
+        keep_copy(path, path.with_name(f"step-{step:07d}.pt"))
+
+
+def keep_copy(src: Path, dst: Path) -> None:
+    """Atomically give ``dst`` the content of ``src`` (a hard link where possible)."""
+    tmp = dst.with_name(f"{TMP_PREFIX}{dst.name}.{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        save_checkpoint(dst, torch.load(src, map_location="cpu", weights_only=True))
+        return
+    os.replace(tmp, dst)
+
+
+def restore_training_state(state: dict, cfg: Config, path: Path, model, objective, optimizer, info: DistInfo,
+                           full: bool, branch: bool = False) -> dict:
+    """Load ``state`` into the modules. ``full``: also optimiser, step and RNG states; ``branch``:
+    a checkpoint of another run whose objective may differ (only the model's Adam state is kept).
+    Returns where training continues: ``{"step", "scheduler", "log_accum"}``."""
+    saved_cfg, current = state["config"], cfg.to_dict()
+    load_module_state(model, state["model"], what="model", path=path, saved_config=saved_cfg, config=current)
+    if not full:
+        return {"step": 0, "scheduler": None, "log_accum": None}
+    if branch:
+        optimizer.load_state_dict(_model_optimizer_state(state["optimizer"], optimizer))
+    else:
+        diffs = config_differences(saved_cfg, current)
+        if diffs and info.is_main:
+            warnings.warn(f"resuming {path} with a config that differs (checkpoint -> current): {diffs}")
+        load_module_state(objective, state["objective"], what="objective", path=path, saved_config=saved_cfg,
+                          config=current)
+        optimizer.load_state_dict(state["optimizer"])
+    rngs = state["rng"]
+    if len(rngs) == info.world_size:
+        set_rng_state(rngs[info.rank])
+    else:
+        if info.is_main:
+            warnings.warn(f"{path} was written by {len(rngs)} processes, now {info.world_size}: RNG streams "
+                          f"re-seeded (the data order is kept, the slot-init noise differs)")
+        seed_everything(cfg.train.seed + 1_000_003 * (info.rank + 1) + state["step"])
+    return {"step": state["step"], "scheduler": None if branch else state["scheduler"],
+            "log_accum": None if branch else state["log_accum"]}
+
+
+def _model_optimizer_state(saved: dict, optimizer: torch.optim.Optimizer) -> dict:
+    """The saved optimiser's group 0 (the model's parameters, with their Adam moments) joined with
+    this optimiser's fresh objective group, for branching to another objective."""
+    own = optimizer.state_dict()
+    model_ids = saved["param_groups"][0]["params"]
+    if len(model_ids) != len(own["param_groups"][0]["params"]):
+        raise ValueError(f"the checkpoint's optimiser has {len(model_ids)} model parameters, this model "
+                         f"{len(own['param_groups'][0]['params'])}")
+    objective_group = dict(own["param_groups"][1], params=[len(model_ids) + i for i in
+                                                           range(len(own["param_groups"][1]["params"]))])
+    return {"state": {i: saved["state"][pid] for i, pid in enumerate(model_ids) if pid in saved["state"]},
+            "param_groups": [dict(saved["param_groups"][0], params=list(range(len(model_ids)))), objective_group]}

@@ -16,6 +16,7 @@ the type of the field they replace.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,40 +185,63 @@ def _profile_cpu() -> Config:
     )
 
 
-def _published(profile: str, backbone: str, input_size: int, slots: int, dim: int, steps: int, lr: float,
-               merge_iou: float, topk: int, source: str, root: str) -> Config:
+@dataclass(frozen=True)
+class Published:
+    """One published configuration, a row of the method notes' §1 table: what differs between data sets.
+    Everything else (batch 64 of 4-frame chunks, warm-up 2,500 steps, clip 0.05, learned slot init, DINOv2
+    features of the last block) is shared and set in ``published_config``."""
+    source: str  # data reader: movi | ytvis | coco
+    root: str  # default data folder
+    backbone: str  # timm DINOv2 model name
+    input_size: int  # pixels (square)
+    num_slots: int
+    slot_dim: int
+    max_steps: int
+    lr: float
+    merge_iou: float  # SSync's merge threshold (§4.2)
+    dense_topk: int  # SRL's top-k positives per frame (§3)
+    chunk_len: int = 4  # frames per training clip (1: images)
+    batch_size: int = 64
+    decoder_hidden: int | None = None  # None: ModelConfig's default
+    w_slot_contrast: float | None = None  # None: ObjectiveConfig's default
+
+
+# Method notes §1 table. lr: SSync and SRL use 8e-4.
+PUBLISHED = {
+    "movi_c": Published(source="movi", root="data/movi_c", backbone="vit_small_patch14_dinov2", input_size=336,
+                        num_slots=11, slot_dim=64, max_steps=100_000, lr=8e-4, merge_iou=0.7, dense_topk=8),
+    "movi_e": Published(source="movi", root="data/movi_e", backbone="vit_base_patch14_dinov2", input_size=336,
+                        num_slots=15, slot_dim=128, max_steps=300_000, lr=8e-4, merge_iou=0.65, dense_topk=24),
+    "ytvis": Published(source="ytvis", root="data/ytvis2021", backbone="vit_base_patch14_dinov2", input_size=518,
+                       num_slots=7, slot_dim=64, max_steps=100_000, lr=8e-4, merge_iou=0.6, dense_topk=16),
+    # Images: 1-frame "clips"; slot contrast is identically 0 at T=1 in the public config, so it is dropped.
+    "coco": Published(source="coco", root="data/coco", backbone="vit_small_patch14_dinov2", input_size=224,
+                      num_slots=7, slot_dim=64, max_steps=100_000, lr=8e-4, merge_iou=0.9, dense_topk=8,
+                      chunk_len=1, batch_size=128, decoder_hidden=2048, w_slot_contrast=0.0),
+}
+
+
+def published_config(profile: str) -> Config:
+    """The Config of a published profile: its ``PUBLISHED`` row plus the settings all of them share."""
+    row = PUBLISHED[profile]
+    model_extra = {} if row.decoder_hidden is None else {"decoder_hidden": row.decoder_hidden}
+    objective_extra = {} if row.w_slot_contrast is None else {"w_slot_contrast": row.w_slot_contrast}
     return Config(
         profile=profile,
-        data=DataConfig(source=source, root=root, chunk_len=4, input_size=input_size, num_workers=8),
-        model=ModelConfig(backbone=backbone, weights="timm", feature_layer="last", num_slots=slots,
-                          slot_dim=dim, slot_init="learned"),
-        objective=ObjectiveConfig(merge_iou=merge_iou, dense_topk=topk),
-        train=TrainConfig(batch_size=64, lr=lr, warmup_steps=2500, max_steps=steps, grad_clip=0.05,
-                          log_every=100, ckpt_every=2500, device="auto"),
+        data=DataConfig(source=row.source, root=row.root, chunk_len=row.chunk_len, input_size=row.input_size,
+                        num_workers=8),
+        model=ModelConfig(backbone=row.backbone, weights="timm", feature_layer="last", num_slots=row.num_slots,
+                          slot_dim=row.slot_dim, slot_init="learned", **model_extra),
+        objective=ObjectiveConfig(merge_iou=row.merge_iou, dense_topk=row.dense_topk, **objective_extra),
+        train=TrainConfig(batch_size=row.batch_size, lr=row.lr, warmup_steps=2500, max_steps=row.max_steps,
+                          grad_clip=0.05, log_every=100, ckpt_every=2500, device="auto"),
     )
-
-
-def _profile_coco() -> Config:
-    cfg = _published("coco", "vit_small_patch14_dinov2", 224, 7, 64, 100_000, 8e-4, 0.9, 8, "coco",
-                     "data/coco")
-    cfg.data.chunk_len = 1
-    cfg.model.decoder_hidden = 2048
-    cfg.objective.w_slot_contrast = 0.0  # identically 0 at T=1 in the public config: dropped (method notes)
-    cfg.train.batch_size = 128
-    return cfg
 
 
 PROFILES = {
     "smoke": _profile_smoke,
     "cpu": _profile_cpu,
-    # Method notes section 1 table. lr: SSync and SRL use 8e-4.
-    "movi_c": lambda: _published("movi_c", "vit_small_patch14_dinov2", 336, 11, 64, 100_000, 8e-4, 0.7, 8,
-                                 "movi", "data/movi_c"),
-    "movi_e": lambda: _published("movi_e", "vit_base_patch14_dinov2", 336, 15, 128, 300_000, 8e-4, 0.65, 24,
-                                 "movi", "data/movi_e"),
-    "ytvis": lambda: _published("ytvis", "vit_base_patch14_dinov2", 518, 7, 64, 100_000, 8e-4, 0.6, 16,
-                                "ytvis", "data/ytvis2021"),
-    "coco": _profile_coco,
+    **{name: functools.partial(published_config, name) for name in PUBLISHED},
 }
 
 

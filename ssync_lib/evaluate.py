@@ -21,7 +21,7 @@ windows (who is right where, the merge audit, the precision of its teaching labe
 from __future__ import annotations
 
 import json
-import subprocess
+import sys
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 
@@ -31,11 +31,13 @@ from tqdm.auto import tqdm
 
 from ssync_lib import metrics as M
 from ssync_lib.checkpoint import load_checkpoint, load_module_state
-from ssync_lib.config import Config, apply_overrides, project_root, resolve_path
-from ssync_lib.data import build_dataset
+from ssync_lib.config import Config, apply_overrides, get_config, resolve_path
+from ssync_lib.data import build_dataset, check_data_root
 from ssync_lib.diagnostics import accumulate, premise_means, premise_statistics
 from ssync_lib.models import create_model
 from ssync_lib.objectives.ssync import label_statistics, pseudo_labels
+from ssync_lib.official import load_official
+from ssync_lib.runtime import commit_hash, resolve_device
 
 NO_BACKGROUND = ("ytvis",)  # sources without a background id: plain ARI over labelled pixels (§2)
 
@@ -120,60 +122,12 @@ def evaluate(model: nn.Module, cfg: Config, split: str = "val", max_videos: int 
     return result
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` = CUDA (``cuda:<local_rank>``) when available, else CPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"train.device='{name}' but CUDA is not available; use train.device=cpu or auto")
-        return torch.device(name if ":" in name else f"cuda:{local_rank}")
-    if name != "cpu":
-        raise ValueError(f"train.device='{name}': expected auto, cpu, cuda or cuda:<index>")
-    return torch.device("cpu")
-
-
-def check_data_root(cfg: Config) -> Path:
-    """Fail early, before building anything, when the data folder is missing."""
-    root = resolve_path(cfg.data.root)
-    if not root.exists():
-        if cfg.data.source == "synthetic":
-            hint = (f"generate it with `make data PROFILE={cfg.profile}` or "
-                    f"`python data_scripts/make_synthetic.py --profile {cfg.profile}`")
-        else:
-            hint = f"download the {cfg.data.source} data set there or point data.root at it"
-        raise FileNotFoundError(f"data folder {root} (data.root='{cfg.data.root}', profile '{cfg.profile}') "
-                                f"does not exist: {hint}")
-    return root
-
-
-def commit_hash() -> str | None:
-    """The project's git commit (with ``-dirty`` when the tree has changes), None outside git."""
-    try:
-        root = project_root()
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-
-
 def write_metrics(path: Path, metrics: Mapping, step: int, cfg: Config, checkpoint: Path | None) -> Path:
     """``metrics.json``: the metrics with the step, checkpoint, config and commit they come from."""
     record = {"step": step, "checkpoint": str(checkpoint) if checkpoint else None, "commit": commit_hash(),
               "metrics": dict(metrics), "config": cfg.to_dict()}
     path.write_text(json.dumps(record, indent=2, sort_keys=True))
     return path
-
-
-def load_model(checkpoint: str | Path, overrides: Iterable[str] | Mapping = (),
-               device: str | None = None) -> tuple[nn.Module, Config, dict]:
-    """The model of a checkpoint (config from the checkpoint, plus ``overrides``) in eval mode, its
-    config and the checkpoint's content."""
-    state = load_checkpoint(checkpoint)
-    cfg = apply_overrides(Config.from_dict(state["config"]), overrides)
-    return _model_from(state, cfg, Path(checkpoint), device), cfg, state
 
 
 def _model_from(state: dict, cfg: Config, path: Path, device: str | None = None) -> nn.Module:
@@ -207,3 +161,18 @@ def evaluate_run(run_dir: str | Path, split: str = "val", max_videos: int | None
     """Evaluate the last checkpoint of a run folder; writes ``<run_dir>/metrics.json``."""
     run_dir = resolve_path(run_dir)
     return evaluate_checkpoint(run_dir / "last.pt", split, max_videos, overrides, progress)
+
+
+def evaluate_official(path: str | Path, profile: str, split: str = "val", max_videos: int | None = None,
+                      overrides: Iterable[str] | Mapping = (), progress: bool = True) -> dict:
+    """A public SSync / SlotContrast checkpoint converted by ``ssync_lib.official`` (its report on stderr), evaluated
+    with ``profile``'s data and metrics; writes ``metrics-official-<stem>.json`` beside it. Returns the metrics."""
+    cfg = apply_overrides(get_config(profile), overrides)
+    check_data_root(cfg)  # before building the model
+    model, report = load_official(path, cfg.model, cfg.data.input_size)
+    print(report.summary(), file=sys.stderr)
+    metrics = evaluate(model.to(resolve_device(cfg.train.device)), cfg, split,
+                       max_videos=max_videos or cfg.data.max_val_videos or None, progress=progress)
+    path = Path(path)
+    write_metrics(path.with_name(f"metrics-official-{path.stem}.json"), metrics, step=None, cfg=cfg, checkpoint=path)
+    return metrics

@@ -25,14 +25,15 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import pandas as pd
 import torch
 
+from ssync_lib import viz
 from ssync_lib.config import Config, apply_overrides, get_config, resolve_path
 from ssync_lib.diagnostics import PREMISE_KEYS
-from ssync_lib.evaluate import commit_hash
+from ssync_lib.runtime import commit_hash
 
 METRIC_KEYS = [f"{maps}/video/{m}" for maps in ("decoder", "attention") for m in ("fg_ari", "mbo", "miou")]
 LABEL_KEYS = [f"pseudo_labels/{name}" for name in ("merged_slots", "boundary_pct", "interior_pct", "agreement_pct")]
@@ -105,6 +106,13 @@ def run_sweep(sweep: Sweep, progress: bool = True) -> pd.DataFrame:
     return summarise(sweep.folder())
 
 
+def summary_row(objective: str, slots: int, seed: int, metrics: Mapping[str, float]) -> dict:
+    """One run as a row of the summary: objective, slots, seed and every ``SUMMARY_KEYS`` metric of the flat
+    dict ``evaluate`` returns (NaN where it lacks one). The notebooks use it for runs they evaluate live."""
+    return {"objective": objective, "slots": slots, "seed": seed,
+            **{k: metrics.get(k, float("nan")) for k in SUMMARY_KEYS}}
+
+
 def summarise(folder: Path) -> pd.DataFrame:
     """summary.csv (a row per finished run), table.md (mean +- std over seeds) and the plots (slot robustness,
     training curves)."""
@@ -113,9 +121,10 @@ def summarise(folder: Path) -> pd.DataFrame:
         record = json.loads(metrics_file.read_text())
         cfg = record["config"]
         log = pd.read_csv(metrics_file.with_name("log.csv"))
-        rows.append({"run": metrics_file.parent.name, "objective": cfg["objective"]["name"],
-                     "slots": cfg["model"]["num_slots"], "seed": cfg["train"]["seed"], "step": record["step"],
-                     **{k: record["metrics"].get(k, float("nan")) for k in SUMMARY_KEYS},
+        rows.append({"run": metrics_file.parent.name,
+                     **summary_row(cfg["objective"]["name"], cfg["model"]["num_slots"], cfg["train"]["seed"],
+                                   record["metrics"]),
+                     "step": record["step"],
                      "sec_per_step": float(log["sec_per_step"].median()),
                      "branched_from": cfg["train"]["init_from"] or ""})
     summary = pd.DataFrame(rows)
@@ -123,8 +132,8 @@ def summarise(folder: Path) -> pd.DataFrame:
         raise FileNotFoundError(f"no finished run (metrics.json) under {folder}")
     summary.to_csv(folder / "summary.csv", index=False)
     (folder / "table.md").write_text(markdown_table(summary))
-    plot_sweep(summary, folder / "slot_robustness.png")
-    plot_curves(summary, folder, folder / "curves.png")
+    viz.save_figure(viz.plot_slot_sweep(summary), folder / "slot_robustness.png")
+    viz.save_figure(viz.plot_sweep_curves(*sweep_curves(summary, folder)), folder / "curves.png", dpi=110)
     return summary
 
 
@@ -154,58 +163,17 @@ def markdown_table(summary: pd.DataFrame, columns: list[str] | None = None) -> s
     return "\n".join(lines) + "\n"
 
 
-def plot_sweep(summary: pd.DataFrame, path: Path) -> Path:
-    """FG-ARI and mBO (decoder masks, video level) against the slot count, one line per objective."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    long = summary.melt(id_vars=["objective", "slots", "seed"], value_vars=["decoder/video/fg_ari", "decoder/video/mbo"],
-                        var_name="metric", value_name="score")
-    long["metric"] = long["metric"].map({"decoder/video/fg_ari": "FG-ARI", "decoder/video/mbo": "mBO"})
-    grid = sns.relplot(data=long, x="slots", y="score", hue="objective", col="metric", kind="line", marker="o",
-                       errorbar="sd", height=3.2, aspect=1.2, facet_kws={"sharey": False})
-    grid.set_titles("{col_name} (decoder masks, video level)")
-    for ax in grid.axes.flat:
-        ax.set_xticks(sorted(summary["slots"].unique()))  # the slot counts run, not fractions between them
-    grid.figure.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(grid.figure)
-    return path
-
-
-def plot_curves(summary: pd.DataFrame, folder: Path, path: Path) -> Path:
-    """One column per slot count, a line per run (colour: objective): the reconstruction loss (log.csv, mean of 10
-    log rows) and the decoder video FG-ARI of every evaluation (eval.csv) against the step; a branched run's
-    curves start at its branch step."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
+def sweep_curves(summary: pd.DataFrame, folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The training log (reconstruction loss as a running mean of 10 log rows) and the evaluations of every run
+    of ``summary``, tagged with objective, slots and seed: the input of ``viz.plot_sweep_curves``. A branched run's
+    rows start at its branch step."""
     logs, evals = [], []
     for run in summary.itertuples():
         tags = {"objective": run.objective, "slots": run.slots, "seed": run.seed}
         log = pd.read_csv(folder / run.run / "log.csv")
         logs.append(log.assign(recon=log["recon"].rolling(10, min_periods=1).mean(), **tags))
         evals.append(pd.read_csv(folder / run.run / "eval.csv").assign(**tags))
-    logs, evals = pd.concat(logs), pd.concat(evals)
-    slot_counts = sorted(summary["slots"].unique())
-    palette = dict(zip(sorted(summary["objective"].unique()), sns.color_palette()))
-    fig, axes = plt.subplots(2, len(slot_counts), figsize=(4.2 * len(slot_counts), 6.4), squeeze=False, sharex=True)
-    for column, slots in enumerate(slot_counts):
-        common = dict(x="step", hue="objective", units="seed", estimator=None, palette=palette)
-        sns.lineplot(data=logs[logs.slots == slots], y="recon", ax=axes[0, column], legend=column == 0, **common)
-        sns.lineplot(data=evals[evals.slots == slots], y="decoder/video/fg_ari", marker="o", ax=axes[1, column],
-                     legend=False, **common)
-        axes[0, column].set(title=f"{slots} slots: reconstruction loss (training)", yscale="log")
-        axes[1, column].set(title=f"{slots} slots: decoder video FG-ARI (validation)", ylabel="FG-ARI")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return pd.concat(logs), pd.concat(evals)
 
 
 def publish(folder: Path, results: Path, command: str) -> None:

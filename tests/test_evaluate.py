@@ -15,6 +15,7 @@ from ssync_lib.evaluate import evaluate, evaluate_checkpoint, evaluate_run, pred
 from ssync_lib.models import create_model
 from ssync_lib.objectives.ssync import pseudo_labels
 from ssync_lib.train import train
+from tests.helpers import exactly
 
 
 @pytest.fixture(scope="module")
@@ -116,10 +117,10 @@ def test_evaluate_run_reproduces_the_training_metrics_and_writes_json(smoke):
     run = train(apply_overrides(copy.deepcopy(smoke), {"train.keep_every": 3}), progress=False)
     (run.run_dir / "metrics.json").unlink()
     metrics = evaluate_run(run.run_dir, progress=False)
-    assert metrics == run.metrics  # same weights, same seeded evaluation
+    assert metrics == exactly(run.metrics)  # same weights, same seeded evaluation
     record = json.loads((run.run_dir / "metrics.json").read_text())
-    assert record["step"] == 6 and record["metrics"] == metrics and record["config"]["train"]["name"] == "eval"
+    assert record["step"] == 6 and record["metrics"] == exactly(metrics) and record["config"]["train"]["name"] == "eval"
     assert record["checkpoint"].endswith("last.pt") and "commit" in record
     partial = evaluate_checkpoint(run.run_dir / "step-0000003.pt", max_videos=2, progress=False)
     record = json.loads((run.run_dir / "metrics-step-0000003.json").read_text())
-    assert record["step"] == 3 and partial["num_videos"] == 2 and record["metrics"] == partial
+    assert record["step"] == 3 and partial["num_videos"] == 2 and record["metrics"] == exactly(partial)

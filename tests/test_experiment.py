@@ -6,6 +6,7 @@ import pytest
 from ssync_lib.config import get_config
 from ssync_lib.experiment import LABEL_KEYS, SHARING_KEYS, Sweep, branch_step, markdown_table, publish, run_sweep
 from ssync_lib.train import train
+from tests.helpers import exactly
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -58,7 +59,7 @@ def test_branched_ssync_equals_ssync_trained_from_scratch(tmp_path):
     cfg = sweep.config("ssync", 0, 3)
     cfg.train.name = "from-scratch"
     scratch = train(cfg, progress=False).metrics
-    assert branched == scratch
+    assert branched == exactly(scratch)
 
 
 def test_unknown_branch_objective_is_refused(tmp_path):

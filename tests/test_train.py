@@ -4,14 +4,14 @@ import math
 import pandas as pd
 import pytest
 import torch
-from torch import nn
 
 import ssync_lib.train as train_module
 from ssync_lib.checkpoint import CheckpointMismatchError, load_checkpoint
-from ssync_lib.config import TrainConfig, apply_overrides, get_config
+from ssync_lib.config import apply_overrides, get_config
 from ssync_lib.data import synthetic
-from ssync_lib.train import (CsvLog, NonFiniteLossError, WarmupExpDecay, _check_finite, build_optimizer,
-                             build_scheduler, epoch_permutation, rank_batches, train)
+from ssync_lib.optim import WarmupExpDecay
+from ssync_lib.train import NonFiniteLossError, _check_finite, train
+from tests.helpers import exactly
 
 
 @pytest.fixture(scope="module")
@@ -38,70 +38,6 @@ def base_run(smoke):
     return train(_cfg(smoke, **{"train.name": "base", "train.keep_every": 3}), progress=False)
 
 
-def _reference_factor(step, warmup, max_steps):
-    """Method notes §1.8 written out: linear warm-up, then 0.5 ** ((step - warmup) / (max_steps - warmup))."""
-    if step < warmup:
-        return step / warmup
-    return 0.5 ** ((step - warmup) / (max_steps - warmup))
-
-
-def test_schedule_factor_matches_the_method_notes():
-    fn = WarmupExpDecay(warmup_steps=2500, max_steps=100_000)
-    for step in [0, 1, 1249, 2499, 2500, 2501, 51_250, 99_999, 100_000]:
-        assert fn(step) == pytest.approx(_reference_factor(step, 2500, 100_000), rel=1e-12)
-    assert fn(1250) == 0.5 and fn(2500) == 1.0 and fn(100_000) == 0.5
-    assert WarmupExpDecay(0, 10)(0) == 1.0  # no warm-up: decay from the first step
-
-
-def test_optimiser_lr_follows_the_schedule_step_by_step():
-    tcfg = TrainConfig(lr=1e-3, warmup_steps=4, max_steps=20)
-    model, objective = nn.Linear(2, 2), nn.Linear(1, 1)
-    opt = build_optimizer(model, objective, tcfg)
-    sched = build_scheduler(opt, tcfg, step=0)
-    seen = []
-    for _ in range(20):
-        seen.append([g["lr"] for g in opt.param_groups])
-        opt.step()
-        sched.step()
-    for step, lrs in enumerate(seen):
-        assert lrs == pytest.approx([1e-3 * _reference_factor(step, 4, 20)] * 2, rel=1e-12)
-    # a scheduler built at step k (resume / branch) continues at the same lr
-    later = build_scheduler(build_optimizer(model, objective, tcfg), tcfg, step=13)
-    assert later.optimizer.param_groups[0]["lr"] == pytest.approx(seen[13][0], rel=1e-12)
-
-
-def test_optimiser_groups_hold_trainable_parameters_only():
-    model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
-    model[0].requires_grad_(False)  # a frozen encoder
-    opt = build_optimizer(model, nn.Identity(), TrainConfig())
-    assert [len(g["params"]) for g in opt.param_groups] == [2, 0]
-
-
-def test_data_order_is_a_function_of_seed_and_epoch():
-    assert torch.equal(epoch_permutation(50, 0, 3), epoch_permutation(50, 0, 3))
-    assert not torch.equal(epoch_permutation(50, 0, 3), epoch_permutation(50, 0, 4))
-    assert not torch.equal(epoch_permutation(50, 0, 1), epoch_permutation(50, 1, 0))
-    one = rank_batches(50, seed=0, epoch=2, batch_size=8)
-    assert len(one) == 6 and all(len(b) == 8 for b in one)  # last partial batch dropped
-    assert len({i for b in one for i in b}) == 48
-    two = [rank_batches(50, seed=0, epoch=2, batch_size=4, rank=r, world_size=2) for r in range(2)]
-    assert [a + b for a, b in zip(*two)] == one  # the ranks' slices make up the 1-process batch
-
-
-def test_csv_log_grows_its_header_and_reloads_exactly(tmp_path):
-    path = tmp_path / "log.csv"
-    log = CsvLog(path)
-    log.append({"step": 1, "loss": 0.1 + 0.2})
-    log.append({"step": 2, "loss": 1 / 3, "ssync_dec": 2.5e-7})
-    log.append({"step": 3, "loss": math.pi, "ssync_dec": 1.0})
-    assert path.read_text().splitlines()[0] == "step,loss,ssync_dec"
-    again = CsvLog(path, keep_upto_step=2)  # a resume from step 2 drops the rows logged after it
-    assert again.rows == [{"step": 1, "loss": 0.1 + 0.2}, {"step": 2, "loss": 1 / 3, "ssync_dec": 2.5e-7}]
-    assert len(path.read_text().splitlines()) == 3
-    assert list(again.frame().columns) == ["step", "loss", "ssync_dec"]
-    assert CsvLog(path).rows == [] and path.read_text().strip() == ""  # a fresh run starts empty
-
-
 def test_non_finite_values_name_the_step_and_the_term(tmp_path):
     _check_finite({"loss": 1.0, "recon": 1.0, "grad_norm": 2.0}, 5, (None, None))
     with pytest.raises(NonFiniteLossError, match=r"step 7: loss term 'ssync_dec' is nan.*last.pt \(step 6\)"):
@@ -122,15 +58,15 @@ def test_smoke_run_writes_logs_config_checkpoints_and_metrics(base_run, smoke):
     assert list(hist["step"]) == [2, 4, 6] and list(hist["epoch"]) == [0, 0, 0]  # log_every=2, 12 batches/epoch
     assert {"loss", "recon", "slot_contrast", "lr", "grad_norm", "sec_per_step"} <= set(hist.columns)
     assert hist[["recon", "slot_contrast"]].sum(axis=1).tolist() == pytest.approx(hist["loss"].tolist(), rel=1e-6)
-    # the lr of each logged row is the one used for that row's last update (step - 1), §1.8
-    assert hist["lr"].tolist() == pytest.approx([1e-3 * _reference_factor(s - 1, 2, 6) for s in hist["step"]])
+    # the lr of each logged row is the one used for that row's last update (step - 1), §1.8 (test_optim.py)
+    assert hist["lr"].tolist() == pytest.approx([1e-3 * WarmupExpDecay(2, 6)(s - 1) for s in hist["step"]])
     on_disk = pd.read_csv(run / "log.csv")
     assert on_disk["loss"].tolist() == hist["loss"].tolist()
     ckpt = load_checkpoint(run / "last.pt")
     assert (ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]) == (6, 0, 6)
     assert load_checkpoint(run / "step-0000003.pt")["step"] == 3
     record = json.loads((run / "metrics.json").read_text())
-    assert record["step"] == 6 and record["metrics"] == base_run.metrics and "commit" in record
+    assert record["step"] == 6 and record["metrics"] == exactly(base_run.metrics) and "commit" in record
     assert record["config"]["model"]["num_slots"] == smoke.model.num_slots
     assert base_run.metrics["decoder/video/fg_ari_valid"] + base_run.metrics["decoder/video/fg_ari_skipped"] == 8
 

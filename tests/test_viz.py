@@ -136,9 +136,15 @@ def test_curve_and_table_plots_render():
     table = pd.concat([viz.metrics_rows(flat, m) for m in ("baseline", "ssync")])
     assert table.shape == (4, 5) and set(table["maps"]) == {"decoder", "attention"} and (table["mbo"] == 0.3).all()
     _pixels(viz.plot_metric_bars(table))
-    sweep = pd.DataFrame([{"method": m, "num_slots": s, "seed": seed, "fg_ari": 0.1 * s, "mbo": 0.2}
-                          for m in ("baseline", "dense", "ssync") for s in (3, 4, 5) for seed in (0, 1)])
-    _pixels(viz.plot_slot_sweep(sweep))
+    sweep = pd.DataFrame([{"objective": o, "slots": s, "seed": seed, "decoder/video/fg_ari": 0.1 * s,
+                           "decoder/video/mbo": 0.2} for o in ("ssync", "dense", "baseline") for s in (3, 4, 5)
+                          for seed in (0, 1)])
+    fig = viz.plot_slot_sweep(sweep, paper=viz.PAPER_SLOT_ROBUSTNESS)
+    assert len(fig.axes) == 4  # here and the paper, FG-ARI and mBO
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["baseline", "dense", "ssync"]
+    _pixels(fig)
+    with pytest.raises(KeyError, match="slots"):
+        viz.plot_slot_sweep(sweep.drop(columns="slots"))
     stats = pd.DataFrame({"id": ["a", "a", "b", "c"], "num_objects": [2, 2, 1, 0],
                           "area_frac": [0.1, 0.2, 0.05, np.nan], "split": ["train"] * 4})
     fig = viz.plot_object_stats(stats, hue="split")

@@ -8,6 +8,8 @@ See common.py for the item contract and the bad-input policy, synthetic.py for t
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -20,8 +22,22 @@ from ssync_lib.data.ytvis import YTVISDataset
 
 SOURCES = ("synthetic", "movi", "ytvis", "davis")
 
-__all__ = ["build_dataset", "denormalize", "object_stats", "DataError", "DataWarning", "VideoDataset",
+__all__ = ["build_dataset", "check_data_root", "denormalize", "object_stats", "DataError", "DataWarning", "VideoDataset",
            "MoviDataset", "YTVISDataset", "DavisDataset", "SOURCES", "synthetic"]
+
+
+def check_data_root(cfg: Config) -> Path:
+    """Fail early, before building anything, when the data folder is missing."""
+    root = resolve_path(cfg.data.root)
+    if not root.exists():
+        if cfg.data.source == "synthetic":
+            hint = (f"generate it with `make data PROFILE={cfg.profile}` or "
+                    f"`python data_scripts/make_synthetic.py --profile {cfg.profile}`")
+        else:
+            hint = f"download the {cfg.data.source} data set there or point data.root at it"
+        raise FileNotFoundError(f"data folder {root} (data.root='{cfg.data.root}', profile '{cfg.profile}') "
+                                f"does not exist: {hint}")
+    return root
 
 
 def build_dataset(cfg: Config, split: str) -> VideoDataset:

@@ -5,7 +5,6 @@ import torch.nn.functional as F
 
 from ssync_lib.objectives.dense_alignment import (DenseAlignment, decoder_alignment_loss, encoder_alignment_loss,
                                                   redundancy_loss)
-from ssync_lib.profiling import dense_alignment_memory
 
 TAU = 0.1
 
@@ -158,12 +157,3 @@ def test_redundancy_loss_matches_loop(B, S, N, k):
 def test_redundancy_loss_is_zero_for_uniform_attention():
     attn = torch.full((2, 4, 9), 0.25)
     assert abs(redundancy_loss(torch.randn(2, 4, 3), attn, 2).item()) < 1e-6
-
-
-def test_chunked_peak_memory_grows_linearly_direct_quadratically():
-    rows = dense_alignment_memory(sizes=(128, 256, 512), chunk=32)
-    direct = [r["direct_bytes"] for r in rows]
-    chunked = [r["chunked_bytes"] for r in rows]
-    assert all(c < d for c, d in zip(chunked, direct))
-    assert direct[2] / direct[1] > 3.0 and direct[1] / direct[0] > 3.0  # ~4x per doubling of M: quadratic
-    assert chunked[2] / chunked[1] < 2.5 and chunked[1] / chunked[0] < 2.5  # ~2x per doubling of M: linear

@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from ssync_lib.bench import labels_mismatch, loop_pseudo_labels
 from ssync_lib.objectives.ssync import label_statistics, pseudo_labels, ssync_loss, ssync_weight
+from ssync_lib.objectives.ssync_reference import labels_mismatch, loop_pseudo_labels
 
 def blocky_logits(gen, B, T, S, H, W):
     """Piecewise-constant slot logits with redundant copies of slots (some merged, some partly, some never winning)."""

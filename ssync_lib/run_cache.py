@@ -1,4 +1,4 @@
-"""Trained models for the notebooks: reuse a finished run, else a shipped checkpoint, else train.
+"""The notebooks' run cache: reuse a finished run, else a shipped checkpoint, else train.
 
     cfg = notebook_config("cpu", objective="ssync", seed=0)
     run = get_trained(cfg)            # TrainResult(run_dir, model, objective, history, metrics)
@@ -30,7 +30,7 @@ import pandas as pd
 
 from ssync_lib.checkpoint import config_differences, load_checkpoint, load_module_state
 from ssync_lib.config import Config, get_config, project_root, resolve_path
-from ssync_lib.evaluate import resolve_device
+from ssync_lib.runtime import resolve_device
 from ssync_lib.models import create_model
 from ssync_lib.objectives import build_objective
 from ssync_lib.train import LAST, TrainResult, train
@@ -72,7 +72,7 @@ def _relevant(d: Mapping[str, Any]) -> dict:
             for s, keys in MUST_MATCH.items()}
 
 
-def checkpoint_differences(saved_config: Mapping[str, Any], cfg: Config) -> list[str]:
+def reuse_differences(saved_config: Mapping[str, Any], cfg: Config) -> list[str]:
     """The config values (of ``MUST_MATCH``) that differ between a checkpoint and ``cfg``. A key the
     checkpoint's config lacks (written before the field existed) counts as the field's default,
     since new fields default to the earlier behaviour."""
@@ -117,7 +117,7 @@ def load_trained(path: str | Path, cfg: Config, state: Mapping[str, Any] | None 
 
 def _why_not(path: Path, state: Mapping[str, Any], cfg: Config) -> str:
     """Why the checkpoint cannot stand for ``cfg`` ("" when it can)."""
-    diffs = checkpoint_differences(state["config"], cfg)
+    diffs = reuse_differences(state["config"], cfg)
     if diffs:
         return f"{path} was trained with other settings ({'; '.join(diffs)})"
     if state["step"] != cfg.train.max_steps:
@@ -143,7 +143,7 @@ def get_trained(cfg: Config, retrain: bool = False, progress: bool = True, init_
         if not why:
             say(f"reusing the finished run {run_dir.name}")
             return load_trained(last, cfg, state)
-        if state["step"] == cfg.train.max_steps or checkpoint_differences(state["config"], cfg):
+        if state["step"] == cfg.train.max_steps or reuse_differences(state["config"], cfg):
             raise FileExistsError(f"{why}: set retrain=True to replace it, or choose another train.name")
         say(f"resuming the unfinished run {run_dir.name} at step {state['step']}")
     elif not retrain and (shipped := shipped_checkpoint(cfg)) is not None:

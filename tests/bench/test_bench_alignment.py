@@ -1,28 +1,17 @@
-"""The benchmarks at tiny sizes: every subcommand writes its CSV and PNG, and the tables hold sane values (no
-assertion on time: speed targets live in the benchmark output, not in tests)."""
 import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from ssync_lib import bench
-
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
+from ssync_lib.bench.alignment import dense_alignment_memory
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def written(folder, name):
-    csv, png = folder / f"{name}.csv", folder / f"{name}.png"
-    assert png.read_bytes()[:8] == PNG_MAGIC
-    return pd.read_csv(csv)
-
-
-def test_alignment_cli_writes_table_plot_and_summary(tmp_path, capsys):
+def test_alignment_cli_writes_table_plot_and_summary(tmp_path, capsys, written):
     assert bench.main(["alignment", "--sizes", "16", "64", "--chunk", "8", "--repeats", "1", "--no-rss",
                        "--out", str(tmp_path)]) == 0
     df = written(tmp_path, "alignment")
@@ -90,64 +79,10 @@ def test_alignment_sizes_must_be_multiples_of_frames():
         bench.run_alignment(sizes=(8, 10))
 
 
-def test_loop_reference_matches_pseudo_labels_with_merges_on_a_non_square_grid():
-    shape = bench.LabelShape(batch=3, frames=3, slots=6, grid=(5, 9), merge_iou=0.6)
-    attn, dec = bench.clip_logits(shape, seed=1)
-    got = bench.pseudo_labels(attn, dec, shape.grid, shape.merge_iou)
-    ref = bench.loop_pseudo_labels(attn, dec, shape.grid, shape.merge_iou)
-    assert bench.labels_mismatch(got, ref) == []
-    assert (got.slot_map != torch.arange(6)).any()  # the near-copies were merged: the components were exercised
-    ref.boundary[0, 0, 0, 0] = ~ref.boundary[0, 0, 0, 0]
-    ref.iou[1, 0, 1] += 1e-3
-    assert bench.labels_mismatch(got, ref) == ["boundary", "iou"]
-
-
-def test_labels_cli_at_a_small_batch(tmp_path):
-    assert bench.main(["labels", "--batch", "2", "--repeats", "1", "--out", str(tmp_path)]) == 0
-    df = written(tmp_path, "labels")
-    assert list(df["shape"]) == list(bench.LABEL_SHAPES) and (df["batch"] == 2).all()
-    assert df["equal"].all() and (df["speedup"] > 0).all() and (df["vectorised_ms"] > 0).all()
-    assert list(df["grid"]) == ["24x24", "37x37"]
-    assert df["boundary_pct"].between(5, 80).all() and df["interior_pct"].between(5, 95).all()
-
-
-def test_labels_reports_a_mismatch(monkeypatch):
-    right = bench.pseudo_labels
-
-    def wrong(attn_logits, dec_logits, grid, merge_iou=0.7):
-        labels = right(attn_logits, dec_logits, grid, merge_iou)
-        labels.interior = ~labels.interior
-        return labels
-
-    monkeypatch.setattr(bench, "pseudo_labels", wrong)
-    with pytest.raises(AssertionError, match=r"'tiny'.*\['interior'\]"):
-        bench.run_labels({"tiny": bench.LabelShape(1, 2, 4, (4, 4), 0.7)}, repeats=1)
-
-
-def test_step_cli_shares_add_up(tmp_path):
-    assert bench.main(["step", "--profile", "smoke", "--repeats", "1", "--out", str(tmp_path)]) == 0
-    df = written(tmp_path, "step_smoke").set_index("part")
-    assert (df["time_ms"] > 0).all()
-    assert df.loc[list(bench.SSYNC_STEP), "ssync_step_pct"].sum() == pytest.approx(100)
-    assert df.loc[list(bench.DENSE_STEP), "dense_step_pct"].sum() == pytest.approx(100)
-    assert np.isnan(df.loc["dense alignment", "ssync_step_pct"]) and np.isnan(df.loc["SSync losses", "dense_step_pct"])
-    assert {"measured step, ssync objective", "measured step, dense objective"} <= set(df.index)
-    assert (df["profile"] == "smoke").all() and (df["grid"] == "2x2").all()
-
-
-def test_step_overrides_reach_the_config():
-    df = bench.run_step("smoke", batch=2, overrides=["model.num_slots=3", "objective.dense_chunk=4"], repeats=1)
-    assert (df["batch"] == 2).all() and (df["slots"] == 3).all() and (df["dense_chunk"] == 4).all()
-
-
-def test_metrics_cli(tmp_path):
-    assert bench.main(["metrics", "--batch", "2", "--frames", "2", "--repeats", "1", "--out", str(tmp_path)]) == 0
-    df = written(tmp_path, "metrics")
-    assert len(df) == 7 and (df["time_ms"] > 0).all() and df["function"].is_unique
-    assert (df[["batch", "frames", "size"]].iloc[0] == [2, 2, 128]).all()
-
-
-def test_plots_return_figures_and_save_to_a_path(tmp_path):
-    df = bench.run_metrics(batch=1, frames=1, size=32, repeats=1)
-    fig = bench.plot_metrics(df, tmp_path / "m.png")
-    assert fig.axes and (tmp_path / "m.png").read_bytes()[:8] == PNG_MAGIC
+def test_chunked_peak_memory_grows_linearly_direct_quadratically():
+    rows = dense_alignment_memory(sizes=(128, 256, 512), chunk=32)
+    direct = [r["direct_bytes"] for r in rows]
+    chunked = [r["chunked_bytes"] for r in rows]
+    assert all(c < d for c, d in zip(chunked, direct))
+    assert direct[2] / direct[1] > 3.0 and direct[1] / direct[0] > 3.0  # ~4x per doubling of M: quadratic
+    assert chunked[2] / chunked[1] < 2.5 and chunked[1] / chunked[0] < 2.5  # ~2x per doubling of M: linear

@@ -6,9 +6,9 @@ import shutil
 import pytest
 import torch
 
-import ssync_lib.pretrained as pretrained
+import ssync_lib.run_cache as run_cache
 from ssync_lib.data import synthetic
-from ssync_lib.pretrained import get_trained, notebook_config, write_notebook_metrics
+from ssync_lib.run_cache import get_trained, notebook_config, write_notebook_metrics
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_keys_missing_from_an_older_checkpoint_count_as_defaults():
     cfg = notebook_config("smoke")
     saved = cfg.to_dict()
     del saved["model"]["chunk_frames"], saved["model"]["slot_init"]
-    assert pretrained.checkpoint_differences(saved, cfg) == ["model.slot_init: 'learned' -> 'gaussian'"]
+    assert run_cache.reuse_differences(saved, cfg) == ["model.slot_init: 'learned' -> 'gaussian'"]
 
 
 def test_train_missing_false_returns_none(folders, capsys):
@@ -74,7 +74,7 @@ def test_train_missing_false_returns_none(folders, capsys):
 
 
 def test_shipped_checkpoint_is_loaded_with_its_log(folders, trained, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(pretrained, "project_root", lambda: tmp_path)
+    monkeypatch.setattr(run_cache, "project_root", lambda: tmp_path)
     shipped = tmp_path / "checkpoints" / "smoke"
     shipped.mkdir(parents=True)
     shutil.copy(trained.run_dir / "last.pt", shipped / "smoke-baseline-s4-seed0.pt")

@@ -1,12 +1,9 @@
-"""Memory measurement: the peak of torch's allocations while a function runs, and the objective steps to measure.
+"""Memory measurement: the peak of torch's allocations while a function runs.
 
 On the CPU, tracemalloc only sees Python's own allocator, not torch's (a 4 MB tensor is invisible to it), so the
 peak is read from the allocation events of the torch profiler: each event carries the running total of bytes
 allocated, and the peak is the largest total minus the total when the function started. On a GPU it is
 torch.cuda.max_memory_allocated. The process's peak resident set size (Linux) is a cross-check of the CPU figure.
-
-    python -m ssync_lib.profiling        # the dense-alignment table: direct vs chunked peak memory over M
-    python -m ssync_lib.bench alignment  # time and memory of dense alignment against SSync (bench.py)
 """
 from __future__ import annotations
 
@@ -22,11 +19,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import torch
-import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
-
-from ssync_lib.objectives.dense_alignment import decoder_alignment_loss, encoder_alignment_loss
-from ssync_lib.objectives.ssync import pseudo_labels, ssync_loss
 
 _M_MMAP_THRESHOLD = -3  # glibc mallopt parameter (malloc.h)
 
@@ -102,7 +95,7 @@ def peak_rss_fresh(builders: Iterable[tuple[Callable, dict]]) -> list[int | None
     with tempfile.TemporaryDirectory() as tmp:
         jobs, results = Path(tmp) / "jobs.pkl", Path(tmp) / "results.pkl"
         jobs.write_bytes(pickle.dumps(list(builders)))
-        command = f"from ssync_lib.profiling import _peak_rss_main; _peak_rss_main({str(jobs)!r}, {str(results)!r})"
+        command = f"from ssync_lib.bench.memory import _peak_rss_main; _peak_rss_main({str(jobs)!r}, {str(results)!r})"
         done = subprocess.run([sys.executable, "-c", command], capture_output=True, text=True)
         if done.returncode:
             raise RuntimeError(f"peak_rss_fresh: the measuring process failed:\n{done.stderr[-2000:]}")
@@ -126,63 +119,3 @@ def _peak_rss_main(jobs: str, results: str) -> None:
     Path(results).write_bytes(pickle.dumps(rss))
 
 
-def dense_alignment_step(M: int, chunk: int, batch: int = 1, dim: int = 64, feature_dim: int = 384,
-                         num_slots: int = 11, k: int = 32, seed: int = 0, device: torch.device | str = "cpu"):
-    """Both SRL losses (method notes §3) on random inputs of one group of M tokens per clip -> step(), which runs
-    the forward and backward pass, direct (chunk = 0) or `chunk` anchor rows at a time, and returns (loss, grads)."""
-    gen = torch.Generator().manual_seed(seed)
-    recon, proj = (torch.randn(batch, M, dim, generator=gen).to(device).requires_grad_() for _ in range(2))  # B M d
-    u = F.normalize(torch.randn(batch, M, dim, generator=gen), dim=-1).to(device)  # B M d
-    f = F.normalize(torch.randn(batch, M, feature_dim, generator=gen), dim=-1).to(device)  # B M D
-    sem_attn, sem_dec = torch.randint(0, num_slots, (2, batch, M), generator=gen).to(device)  # B M each
-
-    def step() -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-        recon.grad = proj.grad = None
-        loss = (decoder_alignment_loss(F.normalize(recon, dim=-1), u, sem_attn, chunk=chunk)
-                + encoder_alignment_loss(F.normalize(proj, dim=-1), f, sem_dec, k, chunk=chunk))
-        loss.backward()
-        return loss.detach(), (recon.grad, proj.grad)
-
-    return step
-
-
-def ssync_step(frames: int, grid: tuple[int, int], batch: int = 1, num_slots: int = 11, merge_iou: float = 0.7,
-               seed: int = 0, device: torch.device | str = "cpu"):
-    """SSync's pseudo-labels and both losses (method notes §4) on random slot logits B T S N (N = H*W) -> step(),
-    which runs the labels, the forward and the backward pass and returns (loss, grads)."""
-    gen = torch.Generator().manual_seed(seed)
-    shape = (batch, frames, num_slots, grid[0] * grid[1])
-    attn_logits, alpha = (torch.randn(shape, generator=gen).to(device).requires_grad_() for _ in range(2))  # B T S N
-
-    def step() -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-        attn_logits.grad = alpha.grad = None
-        labels = pseudo_labels(attn_logits.detach(), alpha.detach(), grid, merge_iou)
-        loss = sum(ssync_loss(attn_logits, alpha, labels))
-        loss.backward()
-        return loss.detach(), (attn_logits.grad, alpha.grad)
-
-    return step
-
-
-def dense_alignment_memory(sizes: Iterable[int] = (256, 512, 1024, 2304), chunk: int = 256, batch: int = 1,
-                           dim: int = 64, feature_dim: int = 384, num_slots: int = 11, k: int = 32,
-                           seed: int = 0) -> list[dict]:
-    """Peak CPU memory of the forward and backward pass of both SRL losses (method notes §3) for M tokens per
-    group, direct (B x M x M) against chunked (`chunk` rows at a time). One dict per M, with the bytes per pairwise
-    entry (peak / (batch * M * M)) for comparison with the public code's ~55."""
-    rows = []
-    for M in sizes:
-        direct, chunked = (peak_cpu_memory(dense_alignment_step(M, rows_per_chunk, batch, dim, feature_dim,
-                                                                num_slots, k, seed))
-                           for rows_per_chunk in (0, chunk))
-        rows.append({"M": M, "direct_bytes": direct, "chunked_bytes": chunked,
-                     "direct_bytes_per_entry": direct / (batch * M * M),
-                     "chunked_bytes_per_entry": chunked / (batch * M * M)})
-    return rows
-
-
-if __name__ == "__main__":
-    print(f"{'M':>6} {'direct MB':>10} {'chunked MB':>11} {'direct B/entry':>15} {'chunked B/entry':>16}")
-    for r in dense_alignment_memory():
-        print(f"{r['M']:>6} {r['direct_bytes'] / 2**20:>10.1f} {r['chunked_bytes'] / 2**20:>11.1f} "
-              f"{r['direct_bytes_per_entry']:>15.1f} {r['chunked_bytes_per_entry']:>16.2f}")

@@ -1,0 +1,65 @@
+"""What every notebook does before it teaches anything, in one place: its configs, the data (generated when
+synthetic and missing), the validation clip it shows; and running a model on one clip.
+
+    nb = setup_notebook(profile, ("baseline", "ssync"), seed=seed, data_root=data_root, device=device,
+                        steps=steps, num_slots=num_slots, run_root=run_root, video_index=video_index)
+    out = run_on_clip(model, nb.item["video"], seed)    # ModelOutput of one clip, batch of 1
+
+No Jupyter import here: notebooks, tests and scripts call the same functions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from ssync_lib.config import Config
+from ssync_lib.data import VideoDataset, build_dataset, denormalize, synthetic
+from ssync_lib.models import ModelOutput
+from ssync_lib.run_cache import notebook_config
+
+
+@dataclass
+class NotebookSetup:
+    cfgs: dict[str, Config]  # objective -> the config of the notebook's parameters
+    cfg: Config  # the first objective's
+    val: VideoDataset  # the validation split
+    item: dict  # the clip shown: {"video": (T,3,S,S) normalised, "masks": (T,S,S) ids, "id": str}
+    frames: torch.Tensor  # T H W 3 in [0, 1] (the clip, for display)
+    masks: torch.Tensor  # T H W ground-truth ids, 0 = background
+    num_slots: int  # S of the first config
+    digits: int  # rounding of headline numbers: smoke models are untrained, their scores noise
+    params: dict  # the notebook's parameters, for config()
+
+    def config(self, objective: str, **overrides: Any) -> Config:
+        """Another config of the same parameters, e.g. ``nb.config("ssync", **{"model.num_slots": 11})``."""
+        return notebook_config(objective=objective, **{**self.params, **overrides})
+
+
+def setup_notebook(profile: str, objectives: Sequence[str] = ("baseline",), *, seed: int = 0,
+                   data_root: str | None = None, device: str = "auto", steps: int | None = None,
+                   num_slots: int | None = None, run_root: str = "runs", video_index: int = 0,
+                   **overrides: Any) -> NotebookSetup:
+    """The configs a notebook's parameters describe (``run_cache.notebook_config``, one per objective), the
+    synthetic data generated if it is missing (skipped when it is there), and validation clip ``video_index``."""
+    params = dict(profile=profile, seed=seed, data_root=data_root, device=device, steps=steps, num_slots=num_slots,
+                  run_root=run_root, **overrides)
+    cfgs = {name: notebook_config(objective=name, **params) for name in objectives}
+    cfg = cfgs[objectives[0]]
+    if cfg.data.source == "synthetic":
+        synthetic.generate_from_config(cfg, progress=False)
+    val = build_dataset(cfg, "val")
+    item = val[video_index]
+    return NotebookSetup(cfgs=cfgs, cfg=cfg, val=val, item=item, frames=denormalize(item["video"]),
+                         masks=item["masks"], num_slots=cfg.model.num_slots, digits=1 if profile == "smoke" else 2,
+                         params=params)
+
+
+@torch.no_grad()
+def run_on_clip(model: nn.Module, video: torch.Tensor, seed: int = 0) -> ModelOutput:
+    """``model`` on one clip ``video`` (T,3,S,S), as a batch of 1 on the model's device. The slot initialisation
+    draws noise, so the global RNG is seeded with ``seed`` first: the same clip gives the same maps every time."""
+    torch.manual_seed(seed)
+    return model(video[None].to(next(model.parameters()).device))

@@ -1,0 +1,76 @@
+"""Where and how a run executes: the device, the torchrun process group, the seeds, the commit.
+
+    device = resolve_device("auto")          # cuda:<LOCAL_RANK> when available, else cpu
+    info = init_distributed(device)          # DistInfo(rank, world_size, ...); one process: no group
+    seed_everything(0)                       # torch, numpy and random
+    commit_hash()                            # "<sha>" or "<sha>-dirty", None outside git
+"""
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from ssync_lib.config import project_root
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto`` = CUDA (``cuda:<local_rank>``) when available, else CPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"train.device='{name}' but CUDA is not available; use train.device=cpu or auto")
+        return torch.device(name if ":" in name else f"cuda:{local_rank}")
+    if name != "cpu":
+        raise ValueError(f"train.device='{name}': expected auto, cpu, cuda or cuda:<index>")
+    return torch.device("cpu")
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    created_group: bool = False  # this call initialised the process group (and destroys it)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> DistInfo:
+    """Join the torchrun process group (gloo on CPU, nccl on CUDA); one process = no group."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return DistInfo()
+    info = DistInfo(rank=int(os.environ["RANK"]), world_size=world_size,
+                    local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        info.created_group = True
+    return info
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch, numpy and Python's ``random``."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def commit_hash() -> str | None:
+    """The project's git commit (with ``-dirty`` when the tree has changes), None outside git."""
+    try:
+        root = project_root()
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")

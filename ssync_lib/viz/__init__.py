@@ -1,0 +1,31 @@
+"""All plotting, one module per subject, one vocabulary (objective, slots, seed):
+
+    arrays.py    numpy from tensors, slot colours, overlays, PCA to RGB, upsampling (no figures)
+    maps.py      frames, masks and slot maps over time; dense alignment's patch sets; the widgets' panels
+    ssync.py     SSync's coverage, IoU matrix, merge graph, boundary and interior patches
+    results.py   training curves, metric bars, the slot-count sweep, object statistics
+    bench.py     the benchmarks' figures
+
+Every plotting function accepts numpy arrays or torch tensors (on any device) and returns the matplotlib
+``Figure`` it drew, so notebooks can show it and tests can close it. Shapes: T frames, S slots, H W frame size,
+h w patch grid, N = h*w patches, D feature dim. Label maps are integer arrays (patch-level maps are upsampled to
+the frame, nearest); frames are RGB in [0, 1] (or uint8), laid out (T, H, W, 3) as ``ssync_lib.data.denormalize``
+returns them, or (T, 3, H, W). Library code never selects a matplotlib backend.
+"""
+from ssync_lib.viz.arrays import (axes_grid, frame_indices, label_colors, overlay, pca_rgb, slot_colors, to_image,
+                                  to_numpy, upsample_labels, upsample_maps)
+from ssync_lib.viz.bench import plot_alignment, plot_gradients, plot_labels, plot_metrics, plot_step
+from ssync_lib.viz.maps import (draw_map, plot_explorer, plot_frames, plot_map_rows, plot_patch_sets, plot_pca,
+                                plot_slot_maps, selection_overlay)
+from ssync_lib.viz.results import (NOT_LOSSES, PAPER_SLOT_ROBUSTNESS, SWEEP_METRICS, metrics_rows, objective_order,
+                                   plot_loss_curves, plot_metric_bars, plot_object_stats, plot_slot_sweep,
+                                   plot_sweep_curves, save_figure)
+from ssync_lib.viz.ssync import plot_boundary_interior, plot_coverage, plot_iou_matrix, plot_merge_graph
+
+__all__ = ["axes_grid", "frame_indices", "label_colors", "overlay", "pca_rgb", "slot_colors", "to_image", "to_numpy",
+           "upsample_labels", "upsample_maps", "plot_alignment", "plot_gradients", "plot_labels", "plot_metrics", "plot_step",
+           "draw_map", "plot_explorer", "plot_frames", "plot_map_rows", "plot_patch_sets", "plot_pca",
+           "plot_slot_maps", "selection_overlay", "NOT_LOSSES", "PAPER_SLOT_ROBUSTNESS", "SWEEP_METRICS",
+           "metrics_rows", "objective_order", "plot_loss_curves", "plot_metric_bars", "plot_object_stats",
+           "plot_slot_sweep", "plot_sweep_curves", "save_figure", "plot_boundary_interior", "plot_coverage",
+           "plot_iou_matrix", "plot_merge_graph"]
