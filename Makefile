@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
-# Synthetic data: generated once per profile, skipped when it is already there.
+# Synthetic data: generated once per profile, skipped when it is already there (PROFILE=cpu_tex: data/synth-tex).
 data: venv
 	$(BIN)/python data_scripts/make_synthetic.py --profile $(PROFILE)
 

@@ -23,6 +23,14 @@ def test_published_table_values():
     assert movi_c.train.grad_clip == 0.05 and movi_c.train.warmup_steps == 2500
 
 
+def test_cpu_tex_is_the_cpu_recipe_on_the_textured_level():
+    cpu, tex = get_config("cpu").to_dict(), get_config("cpu_tex").to_dict()
+    assert (tex["data"]["level"], tex["data"]["root"], tex["profile"]) == ("synth-tex", "data/synth-tex", "cpu_tex")
+    for section in ("model", "objective", "train"):
+        assert tex[section] == cpu[section]
+    assert {k for k in cpu["data"] if cpu["data"][k] != tex["data"][k]} == {"level", "root"}
+
+
 def test_overrides_dotted_and_short_keys_parse_types():
     cfg = get_config("smoke", ["model.num_slots=7", "lr=0.002", "use_keys=true", 'backbone_kwargs={"depth": 2}'])
     assert cfg.model.num_slots == 7 and cfg.train.lr == 0.002 and cfg.model.use_keys is True
