@@ -92,7 +92,8 @@ def add_experiment_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--results", help="copy the summary, plots and per-run metrics to this folder")
     p.add_argument("--summary-only", action="store_true", help="summarise the finished runs, train nothing")
     p.add_argument("--columns", default="",
-                   help="comma-separated summary.csv columns to print (default: all; table.md keeps all)")
+                   help="comma-separated summary.csv columns to print, or a named set (metrics, premises; "
+                        "experiment.COLUMN_SETS); default: all; table.md keeps all")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_experiment)
 

@@ -42,6 +42,18 @@ SHARING_KEYS = [f"{maps}/video/objects_{what}" for maps in ("decoder", "attentio
 # and teaching precision (already in %), merged pairs per clip
 PREMISE_FRACTIONS = [k for k in PREMISE_KEYS if k.endswith(("_fg_ari", "_acc"))]
 SUMMARY_KEYS = METRIC_KEYS + LABEL_KEYS + SHARING_KEYS + PREMISE_KEYS
+# Named column sets of markdown_table / --columns: the README's tables.
+COLUMN_SETS = {
+    "metrics": ["decoder/video/fg_ari", "decoder/video/mbo", "attention/video/fg_ari", "attention/video/mbo",
+                "decoder/video/objects_lost", "decoder/video/objects_shared"],
+    # who is right where (accuracy against each patch's object), what merged, who is right where they disagree
+    "premises": [f"premises/{where}/{maps}_acc" for where in ("interior", "boundary")
+                 for maps in ("encoder_merged", "decoder_merged")]
+                + ["merge_audit/pairs", "merge_audit/object_split", "merge_audit/object_background",
+                   "merge_audit/two_objects"]
+                + [f"teaching/{where}/{who}_right_pct" for where in ("boundary", "interior")
+                   for who in ("teacher", "student")],
+}
 
 
 @dataclass
@@ -143,6 +155,7 @@ def markdown_table(summary: pd.DataFrame, columns: list[str] | None = None) -> s
     to the background slot / sharing a slot) in percent, as the field reports them; seconds per step; the
     pseudo-label statistics as they are (merged slots per clip, shares already in %)."""
     columns = columns or METRIC_KEYS + ["sec_per_step"] + SHARING_KEYS + LABEL_KEYS + PREMISE_KEYS
+    columns = [c for name in columns for c in COLUMN_SETS.get(name, [name])]  # a set's name stands for its columns
     unknown = [c for c in columns if c not in summary.columns]
     if unknown:
         raise KeyError(f"markdown_table: no column {unknown} in the summary; it has {list(summary.columns)}")

@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 
 from ssync_lib.config import get_config
-from ssync_lib.experiment import LABEL_KEYS, SHARING_KEYS, Sweep, branch_step, markdown_table, publish, run_sweep
+from ssync_lib.experiment import (COLUMN_SETS, LABEL_KEYS, SHARING_KEYS, Sweep, branch_step, markdown_table, publish,
+                                  run_sweep)
 from ssync_lib.train import train
 from tests.helpers import exactly
 
@@ -84,3 +85,9 @@ def test_markdown_table_picks_columns_and_gives_mean_and_population_std():
                                   "| ssync | 5 | 2 | 1.5 ± 0.5 | 45.0 ± 5.0 | 0.250 |"]
     with pytest.raises(KeyError, match="decoder/video/miou"):
         markdown_table(summary, ["decoder/video/miou"])
+
+
+def test_markdown_table_expands_a_named_column_set():
+    summary = pd.DataFrame([{"objective": "baseline", "slots": 5, **{c: 0.5 for c in COLUMN_SETS["premises"]}}])
+    named, spelled = markdown_table(summary, ["premises"]), markdown_table(summary, COLUMN_SETS["premises"])
+    assert named == spelled and named.splitlines()[0].count("|") == len(COLUMN_SETS["premises"]) + 4
