@@ -63,3 +63,14 @@ def run_on_clip(model: nn.Module, video: torch.Tensor, seed: int = 0) -> ModelOu
     draws noise, so the global RNG is seeded with ``seed`` first: the same clip gives the same maps every time."""
     torch.manual_seed(seed)
     return model(video[None].to(next(model.parameters()).device))
+
+
+@torch.no_grad()
+def attention_iterations(model: nn.Module, video: torch.Tensor, seed: int = 0) -> list[torch.Tensor]:
+    """Slot attention's maps after every iteration on one clip ``video`` (T,3,S,S): a list of T tensors
+    (iters, S, h, w), softmax over slots (3 iterations on frame 0, 2 later in the published set-up). Seeded
+    as :func:`run_on_clip`, so the last iteration equals ``run_on_clip(...).attn``."""
+    torch.manual_seed(seed)
+    features = model.encode(video[None].to(next(model.parameters()).device))
+    *_, per_frame = model.slots_from_features(features, return_iterations=True)
+    return [a[0].unflatten(-1, model.grid).cpu() for a in per_frame]

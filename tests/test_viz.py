@@ -111,7 +111,8 @@ def test_explorer_static_and_interactive(clip):
     frames, _, attn, labels = clip
     maps = {"attention": attn, "decoder": attn, "boundary": torch.where(labels > 0, labels, -1)}
     fig = widgets.explore(frames, maps, num_labels=S, interactive=False)
-    assert len(fig.axes) == 3 * len(viz.frame_indices(T))
+    assert len(fig.axes) == 4 * len(viz.frame_indices(T))  # a row of frames, then one row per map
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [f"slot {s}" for s in range(S)]
     fig = viz.plot_explorer(frames, maps, num_labels=S, frames_to_show=[2], slot=1)
     assert len(fig.axes) == 4
     box = widgets.explore(frames, maps, num_labels=S, interactive=True)
@@ -151,3 +152,123 @@ def test_curve_and_table_plots_render():
     assert sorted(p.get_height() for p in fig.axes[0].patches if p.get_height() > 0) == [1, 1, 1]
     with pytest.raises(KeyError, match="num_objects"):
         viz.plot_object_stats(stats.drop(columns="num_objects"))
+
+
+# ----------------------------------------------------------------------------- readable maps
+
+
+def _lab(rgb):
+    """sRGB in [0, 1] -> CIELAB (D65)."""
+    c = np.asarray(rgb, float)
+    c = np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)
+    xyz = c @ np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]).T
+    xyz = xyz / np.array([0.9505, 1.0, 1.089])
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
+
+
+def test_slot_palette_is_distinct_from_the_object_colours_and_stable():
+    from ssync_lib.data.synthetic import DISTINCT_COLOURS
+
+    slots = _lab(viz.slot_colors(12))
+    objects = _lab(np.array(DISTINCT_COLOURS) / 255.0)
+    assert np.linalg.norm(slots[:, None] - objects[None], axis=-1).min() > 30  # delta E, well apart
+    mutual = np.linalg.norm(slots[:, None] - slots[None], axis=-1) + 1e3 * np.eye(12)
+    assert mutual.min() > 15
+    np.testing.assert_array_equal(viz.slot_colors(5), viz.slot_colors(11)[:5])  # slot k: one colour everywhere
+    assert viz.slot_colors(15).shape == (15, 3) and viz.slot_color_names(3) == ["navy", "pink", "olive"]
+
+
+def test_map_rows_are_unblended_with_a_slot_legend(clip):
+    frames, gt, _, labels = clip
+    fig = viz.plot_map_rows(frames, {"ground truth": gt, "decoder": labels}, num_labels=S, frames_to_show=[0])
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["slot 0", "slot 1", "slot 2"]
+    shown = fig.axes[2].images[0].get_array()  # the decoder row: the slot colours themselves, no frame blended in
+    np.testing.assert_allclose(shown, viz.label_colors(viz.upsample_labels(labels[0], (H, W)), S))
+    fig = viz.plot_frames(frames, gt)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["background (0)", "id 1", "id 2"]
+
+
+def _hand_clip():
+    """4 frames of 8x8: object 1 (left) and object 2 (right) on background 0. The slot map gives object 1
+    slot 2 throughout, object 2 slot 1 then slot 0 (an identity switch at t=2) and slot 0 is the
+    background's, so object 2 shares the background's slot in frames 2 and 3."""
+    gt = np.zeros((4, 8, 8), int)
+    gt[:, 1:5, 1:4] = 1  # 12 pixels, 9 of them in slot 2's patches
+    gt[:3, 4:7, 4:7] = 2  # smaller in frame 3
+    gt[3, 5:7, 5:7] = 2
+    lab = np.zeros((4, 4, 4), int)  # patch grid 4x4 of 2x2-pixel patches
+    lab[:, 0:2, 0:2] = 2
+    lab[:2, 2:4, 2:4] = 1
+    return gt, lab
+
+
+def test_slot_tracks_on_a_hand_built_clip():
+    gt, lab = _hand_clip()
+    ids, slots, share = viz.slot_tracks(gt, lab)
+    assert ids == [0, 1, 2]
+    np.testing.assert_array_equal(slots, [[0, 0, 0, 0], [2, 2, 2, 2], [1, 1, 0, 0]])
+    assert share[1, 0] == pytest.approx(9 / 12) and share[2, 0] == 1.0
+    summary = viz.track_summary(gt, lab, names={1: "green"})
+    assert summary.to_dict("list") == {"id": [1, 2], "name": ["green", "object 2"], "frames": [4, 4],
+                                       "slots": [[2], [1, 0]], "switches": [0, 1], "with_background": [0, 2],
+                                       "mean_share": summary["mean_share"].tolist()}
+
+
+def test_slot_tracks_mark_invisible_objects():
+    gt, lab = _hand_clip()
+    gt[1][gt[1] == 2] = 0  # object 2 hidden in frame 1
+    _, slots, share = viz.slot_tracks(gt, lab)
+    assert slots[2, 1] == -1 and np.isnan(share[2, 1])
+    assert viz.track_summary(gt, lab)["frames"].tolist() == [4, 3]
+    with pytest.raises(ValueError, match="frames"):
+        viz.slot_tracks(gt, lab[:2])
+
+
+def test_plot_slot_tracks_draws_the_track_matrix_and_the_legend():
+    gt, lab = _hand_clip()
+    fig = viz.plot_slot_tracks(gt, {"attention": lab, "decoder": lab}, num_labels=3, names={1: "green"})
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["background", "1 green", "2"]
+    assert [t.get_text() for t in ax.texts] == ["0", "0", "0", "0", "2", "2", "2", "2", "1", "1", "0", "0"]
+    assert sum(p.get_hatch() == "///" for p in ax.patches) == 2  # object 2 in the background's slot, t = 2, 3
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["slot 0", "slot 1", "slot 2",
+                                                                   "same slot as\nthe background"]
+    assert len(fig.axes) == 2
+    _pixels(fig)
+
+
+def test_object_colour_names_pick_the_synthetic_colour():
+    from ssync_lib.data.synthetic import DISTINCT_COLOURS
+
+    gt, _ = _hand_clip()
+    frames = np.zeros((4, 8, 8, 3))
+    frames[gt == 1] = np.array(DISTINCT_COLOURS[5]) / 255.0  # purple
+    frames[gt == 2] = np.array(DISTINCT_COLOURS[3]) / 255.0 + 0.03  # blue, a little noise
+    assert viz.object_colour_names(frames, gt) == {1: "purple", 2: "blue"}
+
+
+def test_attention_iterations_reconstruction_and_slot_vectors_render(clip):
+    frames, _, attn, _ = clip
+    fig = viz.plot_attention_iterations(frames, {"t=0, it 1": (0, attn[0]), "t=0, it 2": (0, attn[1]),
+                                                 "t=1, it 1": (1, attn[2])})
+    assert len(fig.axes) == 3 * (S + 2)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [f"slot {s}" for s in range(S)]
+    _pixels(fig)
+    feats = torch.randn(T, h * w, D)
+    fig = viz.plot_reconstruction(frames, feats, feats, (h, w))
+    err = fig.axes[3 * len(viz.frame_indices(T))].images[0].get_array()
+    np.testing.assert_allclose(err, 0, atol=1e-6)  # a perfect reconstruction: no error anywhere
+    _pixels(fig)
+    slots = torch.randn(T, S, D)
+    slots[1:] = slots[0]  # every slot unchanged over time: its nearest next-frame slot is itself
+    fig = viz.plot_slot_vectors(slots, t=0)
+    assert [t.get_text() for t in fig.axes[2].texts][:T - 1] == ["0"] * (T - 1)
+    _pixels(fig)
+
+
+def test_pca_rgb_with_a_reference_uses_its_basis():
+    feats = np.random.default_rng(0).normal(size=(2, h * w, D))
+    np.testing.assert_allclose(viz.pca_rgb(feats, (h, w), reference=feats), viz.pca_rgb(feats, (h, w)))
+    shifted = viz.pca_rgb(feats + 100.0, (h, w), reference=feats)
+    assert shifted.min() >= 0 and shifted.max() <= 1  # outside the reference's range: clipped

@@ -53,7 +53,8 @@ class SlotAttention(nn.Module):
     """Slot attention on one frame (§1.4). Keys and values are computed once per video by
     :meth:`keys_values` so that the per-frame loop only runs the slot side.
 
-    forward(slots (B,S,d), k (B,N,d), v (B,N,d), iters) -> slots (B,S,d), attn (B,S,N), logits (B,S,N).
+    forward(slots (B,S,d), k (B,N,d), v (B,N,d), iters) -> slots (B,S,d), attn (B,S,N), logits (B,S,N);
+    with ``return_iterations=True`` a fourth output: every iteration's attention (B,iters,S,N), for figures.
     """
 
     def __init__(self, slot_dim: int, mlp_hidden_factor: int = 4, eps: float = 1e-8):
@@ -89,7 +90,12 @@ class SlotAttention(nn.Module):
         slots = slots + self.mlp(slots)  # B S d   residual MLP, hidden 4d (§1.4)
         return slots, attn, logits
 
-    def forward(self, slots: torch.Tensor, k: torch.Tensor, v: torch.Tensor, iters: int):
+    def forward(self, slots: torch.Tensor, k: torch.Tensor, v: torch.Tensor, iters: int,
+                return_iterations: bool = False):
+        per_iter = []
         for _ in range(iters):
             slots, attn, logits = self.step(slots, k, v)
+            per_iter.append(attn)
+        if return_iterations:  # the same computation; the maps of every iteration kept (B iters S N)
+            return slots, attn, logits, torch.stack(per_iter, dim=1)
         return slots, attn, logits  # last iteration's maps: the encoder attention maps (§1.4)

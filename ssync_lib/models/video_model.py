@@ -78,9 +78,11 @@ class VideoSlotModel(nn.Module):
         """video (B,T,3,H,W) normalised -> ModelOutput."""
         return self.forward_from_features(*self.encode(video, with_keys=True))
 
-    def slots_from_features(self, features: torch.Tensor):
+    def slots_from_features(self, features: torch.Tensor, return_iterations: bool = False):
         """features (B,T,N,D) -> projected (B,T,N,d), slots (B,T,S,d), attn and attn_logits (B,T,S,N):
-        the projection, then slot attention frame by frame with the predictor between frames."""
+        the projection, then slot attention frame by frame with the predictor between frames. With
+        ``return_iterations=True`` a fifth output: per frame, every slot-attention iteration's attention
+        (a list of T tensors (B,iters,S,N); 3 iterations on frame 0, 2 later), the same computation."""
         b, t = features.shape[:2]
         inputs = features if self.input_pos is None else features + self.input_pos()  # B T N D
         projected = self.projection(inputs)  # B T N d   (§1.2)
@@ -91,9 +93,11 @@ class VideoSlotModel(nn.Module):
             if i > 0:
                 slots = self.predictor(slots)  # B S d   frame i's initial slots from frame i-1 (§1.5)
             iters = self.iters_first if i == 0 else self.iters  # 3 on frame 0, 2 later (§1.4)
-            per_frame.append(self.slot_attention(slots, k[:, i], v[:, i], iters))
+            per_frame.append(self.slot_attention(slots, k[:, i], v[:, i], iters, return_iterations))
             slots = per_frame[-1][0]
-        slots, attn, logits = (torch.stack(x, dim=1) for x in zip(*per_frame))  # B T S d, B T S N, B T S N
+        slots, attn, logits = (torch.stack(x, dim=1) for x in list(zip(*per_frame))[:3])  # B T S d, B T S N x2
+        if return_iterations:
+            return projected, slots, attn, logits, [f[3] for f in per_frame]
         return projected, slots, attn, logits
 
     def forward_from_features(self, features: torch.Tensor, keys: Optional[torch.Tensor] = None) -> ModelOutput:

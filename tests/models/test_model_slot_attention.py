@@ -67,3 +67,18 @@ def test_slot_init_modes():
     assert a.shape == (3, 5, 8) and not torch.equal(a[0], a[1]) and not torch.equal(a, b)  # fresh samples
     a.sum().backward()
     assert gaussian.mean.grad is not None and gaussian.log_std.grad is not None
+
+
+def test_return_iterations_keeps_every_iteration_and_changes_nothing():
+    torch.manual_seed(0)
+    sa = SlotAttention(8)
+    slots, inputs = torch.randn(2, 4, 8), torch.randn(2, 10, 8)
+    k, v = sa.keys_values(inputs)
+    plain = sa(slots, k, v, iters=3)
+    *with_iters, per_iter = sa(slots, k, v, iters=3, return_iterations=True)
+    for a, b in zip(plain, with_iters):
+        assert torch.equal(a, b)  # the same computation
+    assert per_iter.shape == (2, 3, 4, 10)
+    assert torch.equal(per_iter[:, -1], plain[1])  # the last iteration's map is the encoder attention
+    first = sa.step(slots, k, v)[1]
+    assert torch.equal(per_iter[:, 0], first)

@@ -122,3 +122,20 @@ def test_input_position_embedding_is_added_before_the_projection():
     assert model.input_pos().shape == (1, 16, 48)
     with pytest.raises(ValueError, match="model.input_pos_embed"):
         build(input_pos_embed="sine")
+
+
+def test_attention_iterations_end_in_the_encoder_attention():
+    from ssync_lib.config import get_config
+    from ssync_lib.models import create_model
+    from ssync_lib.notebook import attention_iterations, run_on_clip
+
+    cfg = get_config("smoke")
+    model = create_model(cfg.model, cfg.data.input_size).eval()
+    video = torch.randn(3, 3, cfg.data.input_size, cfg.data.input_size)
+    iters = attention_iterations(model, video, seed=1)
+    out = run_on_clip(model, video, seed=1)
+    h, w = model.grid
+    assert len(iters) == 3 and iters[0].shape == (cfg.model.iters_first, cfg.model.num_slots, h, w)
+    assert iters[1].shape[0] == cfg.model.iters
+    for t in range(3):
+        torch.testing.assert_close(iters[t][-1], out.attn[0, t].unflatten(-1, (h, w)))
