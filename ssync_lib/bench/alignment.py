@@ -110,7 +110,7 @@ def run_alignment(sizes: Iterable[int] = ALIGNMENT_SIZES, batch: int = 1, frames
     `budget_gb`, or whose single run would exceed `max_seconds`, is not run: its numbers are that prediction and
     `extrapolated` is True. The chunked loss and gradients are compared with the direct ones wherever both run
     (`max_diff`, relative to the largest direct value). `rss`: also the peak RSS growth of each measured step on
-    the CPU, one more run of each in a fresh process (profiling.peak_rss_fresh; Linux and glibc, else NaN).
+    the CPU, one more run of each in a fresh process (bench.memory.peak_rss_fresh; Linux and glibc, else NaN).
     """
     device = resolve_device(device)
     sizes = sorted(set(sizes))
