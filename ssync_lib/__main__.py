@@ -7,15 +7,22 @@
 
 Each command is a pair ``add_<command>_parser(subparsers)`` / ``run_<command>(args)``; a new
 command adds its pair and one entry in ``COMMANDS``.
+
+Bad input (``errors.UserInputError``: config, data, checkpoint, weights) prints one message and its fix to
+stderr and exits with status 2; ``--traceback`` or ``SSYNC_DEBUG=1`` shows the traceback instead
+(``docs/bad-input.md``).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import sys
 
 from ssync_lib.cli_args import add_data_root, add_overrides, add_profile
 from ssync_lib.config import get_config
+from ssync_lib.errors import UserInputError
 from ssync_lib.objectives.objective import OBJECTIVES
 
 
@@ -28,11 +35,15 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", help="run folder name under train.run_root (sets train.name)")
     p.add_argument("--resume", action="store_true", help="continue from <run>/last.pt")
     p.add_argument("--init-from", metavar="CKPT", help="start from another run's checkpoint (train.init_mode)")
+    p.add_argument("--allow-config-change", action="store_true",
+                   help="resume / branch even if the config changes the model, objective, data or schedule "
+                        "(refused otherwise)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_train)
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from ssync_lib.evaluate import json_safe
     from ssync_lib.train import train
 
     overrides = list(args.overrides)
@@ -41,18 +52,19 @@ def run_train(args: argparse.Namespace) -> int:
     if args.name:
         overrides.append(f"train.name={args.name}")
     cfg = get_config(args.profile, overrides)
-    result = train(cfg, resume=args.resume, progress=not args.no_progress, init_from=args.init_from)
+    result = train(cfg, resume=args.resume, progress=not args.no_progress, init_from=args.init_from,
+                   allow_config_change=args.allow_config_change)
     if result.metrics:
         print(f"run folder: {result.run_dir}")
-        print(json.dumps(result.metrics, indent=2))
+        print(json.dumps(json_safe(result.metrics), indent=2))
     return 0
 
 
 def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="FG-ARI / mBO / mIoU of a checkpoint on whole validation videos")
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--run", help="run folder (evaluates its last.pt, writes metrics.json there)")
-    which.add_argument("--checkpoint", help="a checkpoint file (the JSON goes beside it)")
+    which.add_argument("--run", help="run folder (evaluates its last.pt, writes metrics.json there; see --out)")
+    which.add_argument("--checkpoint", help="a checkpoint file (the JSON goes beside it; see --out)")
     which.add_argument("--official", metavar="PATH", help="a public SSync / SlotContrast checkpoint (Lightning .ckpt "
                        "or state dict), converted by ssync_lib.official; with --profile")
     add_profile(p, default="movi_c", what="with --official: the profile it was trained with")
@@ -60,20 +72,23 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-videos", type=int, help="evaluate the first N videos only")
     add_overrides(p, example="train.device=cpu data.root=...", what="overrides of the checkpoint's config")
     add_data_root(p)
+    p.add_argument("--out", metavar="PATH",
+                   help="write the metrics JSON here (default: beside the checkpoint; metrics-data-<name>.json for "
+                        "other data; under runs/evaluate/ for a checkpoint in checkpoints/, never over a file there)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_evaluate)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from ssync_lib.evaluate import evaluate_checkpoint, evaluate_official, evaluate_run
+    from ssync_lib.evaluate import evaluate_checkpoint, evaluate_official, evaluate_run, json_safe
 
     kwargs = dict(split=args.split, max_videos=args.max_videos, overrides=args.overrides,
-                  progress=not args.no_progress)
+                  progress=not args.no_progress, out=args.out)
     if args.official:
         metrics = evaluate_official(args.official, args.profile, **kwargs)
     else:
         metrics = evaluate_run(args.run, **kwargs) if args.run else evaluate_checkpoint(args.checkpoint, **kwargs)
-    print(json.dumps(metrics, indent=2))
+    print(json.dumps(json_safe(metrics), indent=2))
     return 0
 
 
@@ -116,6 +131,8 @@ COMMANDS = (add_train_parser, add_evaluate_parser, add_experiment_parser)
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ssync_lib", description=__doc__.split("\n")[0])
+    parser.add_argument("--traceback", action="store_true",
+                        help="show the full traceback of an error (also SSYNC_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in COMMANDS:
         add(sub)
@@ -124,7 +141,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    _log_to_stderr()
+    try:
+        return args.func(args)
+    except UserInputError as err:
+        if args.traceback or os.environ.get("SSYNC_DEBUG", "") not in ("", "0"):
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _log_to_stderr() -> None:
+    """The library's notes (``logging.getLogger("ssync_lib")``, e.g. where evaluate wrote) on stderr."""
+    logger = logging.getLogger("ssync_lib")
+    if not any(isinstance(h, _Stderr) for h in logger.handlers):
+        logger.addHandler(_Stderr())
+        logger.setLevel(logging.INFO)
+
+
+class _Stderr(logging.Handler):
+    """Plain messages to the current ``sys.stderr`` (looked up per message, as pytest swaps it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(record.getMessage(), file=sys.stderr)
 
 
 if __name__ == "__main__":

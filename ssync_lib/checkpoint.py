@@ -33,14 +33,28 @@ import torch
 import torch.distributed as dist
 
 from ssync_lib.config import Config
+from ssync_lib.errors import CheckpointError, MissingInputError, short_reason
 from ssync_lib.runtime import DistInfo, seed_everything
 
 FORMAT = 1
 TMP_PREFIX = ".tmp-"
+# Config values that do not change what a run computes (paths, workers, logging, checkpoint and evaluation
+# cadence, device, memory and speed knobs): free to change on resume and branch. Every other value is compared.
+FREE_KEYS = {
+    "data": {"root", "num_workers", "max_val_videos"},
+    "model": {"chunk_frames"},
+    "objective": {"dense_chunk"},
+    "train": {"log_every", "ckpt_every", "keep_every", "eval_every", "eval_batch_size", "device", "compile",
+              "deterministic", "run_root", "name", "init_from", "init_mode"},
+}
 
 
-class CheckpointMismatchError(RuntimeError):
+class CheckpointMismatchError(CheckpointError):
     """A checkpoint does not fit the modules built from the current config."""
+
+
+class ConfigChangeError(CheckpointMismatchError):
+    """Resume or branch with a config that changes the model, the objective, the data or the schedule."""
 
 
 def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> Path:
@@ -85,14 +99,20 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """Load a checkpoint with ``weights_only=True``; errors name the file."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        raise MissingInputError(f"checkpoint {path} does not exist",
+                                fix="check the path; a run folder's checkpoint is <run>/last.pt")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:
-        raise RuntimeError(f"cannot load checkpoint {path} safely (weights_only=True): {err}") from err
+        raise CheckpointError(f"cannot load checkpoint {path} safely (weights_only=True): {short_reason(err)}",
+                              fix=NOT_OURS_FIX) from err
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise RuntimeError(f"{path} is not an ssync_lib checkpoint of format {FORMAT}")
+        raise CheckpointError(f"{path} is not an ssync_lib checkpoint of format {FORMAT}", fix=NOT_OURS_FIX)
     return state
+
+
+NOT_OURS_FIX = ("give a last.pt or step-<N>.pt written by `python -m ssync_lib train` (this project never unpickles "
+                "code); a public SSync / SlotContrast checkpoint goes to `evaluate --official PATH --profile P`")
 
 
 # ----------------------------------------------------------------------------- RNG states
@@ -153,6 +173,51 @@ def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any], sec
     return diffs
 
 
+def with_defaults(saved_config: Mapping[str, Any]) -> dict:
+    """A stored config with the fields it lacks (written before they existed) at their defaults: new
+    fields default to the earlier behaviour."""
+    defaults = Config().to_dict()
+    return {**saved_config, **{s: {**defaults[s], **saved_config.get(s, {})} for s in Config.SECTIONS}}
+
+
+def config_changes(saved_config: Mapping[str, Any], cfg: Config, sections=Config.SECTIONS) -> list[str]:
+    """``section.key: saved -> current`` for the values of ``sections`` that change what a run computes
+    (every value but ``FREE_KEYS``)."""
+    saved, current = with_defaults(saved_config), cfg.to_dict()
+
+    def relevant(d):
+        return {s: {k: v for k, v in d[s].items() if k not in FREE_KEYS.get(s, ())} for s in sections}
+    return config_differences(relevant(saved), relevant(current))
+
+
+def check_config_change(saved_config: Mapping[str, Any], cfg: Config, path: str | Path, *, branch: bool = False,
+                        weights_only: bool = False, allow: bool = False) -> list[str]:
+    """Refuse to resume (or branch from) ``path`` with a config that changes the model, the objective, the
+    data or the schedule (``ConfigChangeError`` listing each difference), before anything is written.
+    Branching (``branch``) may change the objective; ``weights_only`` (``train.init_mode=model``, step 0)
+    compares the model only. ``allow``: warn instead (``--allow-config-change``). Returns the differences."""
+    sections = ("model",) if weights_only else tuple(s for s in Config.SECTIONS if not (branch and s == "objective"))
+    diffs = config_changes(saved_config, cfg, sections)
+    if not diffs:
+        return diffs
+    what = "branch from" if branch else "resume"
+    listing = "\n  ".join(diffs)
+    if allow:
+        warnings.warn(f"{what} {path} with a config that differs (checkpoint -> requested, allowed by "
+                      f"allow_config_change):\n  {listing}")
+        return diffs
+    if branch:
+        fix = ("use the checkpoint's values for these keys (a branch may change the objective: --objective, "
+               "--set objective.*), or pass --allow-config-change to branch anyway (values that change parameter "
+               "shapes still cannot load)")
+    else:
+        fix = ("drop these overrides to continue the run as it was; or start a new run (--name NEW, from this "
+               f"checkpoint with --init-from {path}); or pass --allow-config-change to continue this run with the "
+               "new values (its curves then mix two configs)")
+    raise ConfigChangeError(f"cannot {what} {path}: the requested config changes what the run computes "
+                            f"(checkpoint -> requested):\n  {listing}\nnothing was written", fix=fix)
+
+
 def load_module_state(module: torch.nn.Module, saved: Mapping[str, torch.Tensor], *, what: str,
                       path: str | Path, saved_config: Mapping[str, Any] | None = None,
                       config: Mapping[str, Any] | None = None) -> None:
@@ -165,7 +230,8 @@ def load_module_state(module: torch.nn.Module, saved: Mapping[str, torch.Tensor]
             diffs = config_differences(saved_config, config, sections=("data", "model"))
             if diffs:
                 msg += "\nconfig values that differ (checkpoint -> current):\n  " + "\n  ".join(diffs)
-        raise CheckpointMismatchError(msg)
+        raise CheckpointMismatchError(msg, fix="use the config the checkpoint was trained with (the config.json "
+                                               "beside it), or another checkpoint")
     module.load_state_dict(saved)
 
 
@@ -214,10 +280,7 @@ def restore_training_state(state: dict, cfg: Config, path: Path, model, objectiv
         return {"step": 0, "scheduler": None, "log_accum": None}
     if branch:
         optimizer.load_state_dict(_model_optimizer_state(state["optimizer"], optimizer))
-    else:
-        diffs = config_differences(saved_cfg, current)
-        if diffs and info.is_main:
-            warnings.warn(f"resuming {path} with a config that differs (checkpoint -> current): {diffs}")
+    else:  # the config was compared before (check_config_change)
         load_module_state(objective, state["objective"], what="objective", path=path, saved_config=saved_cfg,
                           config=current)
         optimizer.load_state_dict(state["optimizer"])
@@ -239,8 +302,8 @@ def _model_optimizer_state(saved: dict, optimizer: torch.optim.Optimizer) -> dic
     own = optimizer.state_dict()
     model_ids = saved["param_groups"][0]["params"]
     if len(model_ids) != len(own["param_groups"][0]["params"]):
-        raise ValueError(f"the checkpoint's optimiser has {len(model_ids)} model parameters, this model "
-                         f"{len(own['param_groups'][0]['params'])}")
+        raise CheckpointMismatchError(f"the checkpoint's optimiser has {len(model_ids)} model parameters, this "
+                                      f"model {len(own['param_groups'][0]['params'])}")
     objective_group = dict(own["param_groups"][1], params=[len(model_ids) + i for i in
                                                            range(len(own["param_groups"][1]["params"]))])
     return {"state": {i: saved["state"][pid] for i, pid in enumerate(model_ids) if pid in saved["state"]},

@@ -17,11 +17,15 @@ the type of the field they replace.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
+
+from ssync_lib.errors import ConfigError, ConfigKeyError
 
 # ImageNet statistics, used by DINO and DINOv2 alike.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -138,12 +142,12 @@ class Config:
         cfg = cls(profile=d.get("profile", "custom"))
         unknown = set(d) - set(cls.SECTIONS) - {"profile"}
         if unknown:
-            raise KeyError(f"unknown config sections {sorted(unknown)}; expected {cls.SECTIONS}")
+            raise ConfigKeyError(f"unknown config sections {sorted(unknown)}; expected {cls.SECTIONS}")
         for section in cls.SECTIONS:
             sub = getattr(cfg, section)
             for key, value in d.get(section, {}).items():
                 if not hasattr(sub, key):
-                    raise KeyError(f"unknown config key '{section}.{key}'")
+                    raise ConfigKeyError(f"unknown config key '{section}.{key}'{_suggest(cfg, f'{section}.{key}')}")
                 setattr(sub, key, value)
         return cfg
 
@@ -263,29 +267,59 @@ def _parse_value(text: str, current: Any) -> Any:
             return True
         if low in ("0", "false", "no", "off"):
             return False
-        raise ValueError(f"expected a boolean, got '{text}'")
+        raise ValueError(f"expected a boolean (true/false), got '{text}'")
     if isinstance(current, int):
-        return int(text)
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"'{text}' is not an integer") from None
     if isinstance(current, float):
-        return float(text)
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"'{text}' is not a number") from None
     if isinstance(current, dict):
-        value = json.loads(text)
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            raise ValueError(f"'{text}' is not a JSON object") from None
         if not isinstance(value, dict):
             raise ValueError(f"expected a JSON object, got '{text}'")
         return value
     return text
 
 
+KEYS_FIX = "the keys are the fields of the dataclasses in ssync_lib/config.py (sections data, model, objective, train)"
+
+
+def config_keys(cfg: Config) -> list[str]:
+    """Every dotted key of a config (``data.root``, ``model.num_slots``, ...)."""
+    return [f"{s}.{f.name}" for s in Config.SECTIONS for f in dataclasses.fields(getattr(cfg, s))]
+
+
+def _suggest(cfg: Config, key: str) -> str:
+    """``"; did you mean 'model.num_slots'?"`` for the keys close to ``key`` (dotted or bare), or ""."""
+    keys = config_keys(cfg)
+    names = {k.split(".", 1)[1]: k for k in keys}
+    close = difflib.get_close_matches(key, keys, n=3, cutoff=0.75)
+    close += [names[n] for n in difflib.get_close_matches(key.rsplit(".", 1)[-1], list(names), n=3, cutoff=0.75)]
+    close = list(dict.fromkeys(close))[:3]
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
 def _resolve_key(cfg: Config, key: str) -> tuple[Any, str]:
     if "." in key:
         section, name = key.split(".", 1)
         if section not in Config.SECTIONS or not hasattr(getattr(cfg, section), name):
-            raise KeyError(f"unknown config key '{key}'")
+            raise ConfigKeyError(f"unknown config key '{key}'{_suggest(cfg, key)}",
+                                 fix=KEYS_FIX)
         return getattr(cfg, section), name
     owners = [s for s in Config.SECTIONS if hasattr(getattr(cfg, s), key)]
-    if len(owners) != 1:
-        what = "ambiguous" if owners else "unknown"
-        raise KeyError(f"{what} config key '{key}'" + (f": use one of {[f'{s}.{key}' for s in owners]}" if owners else ""))
+    if len(owners) > 1:
+        raise ConfigKeyError(f"ambiguous config key '{key}': use one of {[f'{s}.{key}' for s in owners]}")
+    if not owners:
+        raise ConfigKeyError(f"unknown config key '{key}'{_suggest(cfg, key)}",
+                             fix=KEYS_FIX)
     return getattr(cfg, owners[0]), key
 
 
@@ -298,14 +332,16 @@ def apply_overrides(cfg: Config, overrides: Iterable[str] | Mapping[str, Any] = 
         try:
             new = _parse_value(value, current) if isinstance(value, str) else value
         except ValueError as err:
-            raise ValueError(f"config key '{key}': {err}") from None
+            raise ConfigError(f"config key '{key}': {err}",
+                              fix=f"give {key} a value of type {type(current).__name__} (now {current!r})") from None
         setattr(section, name, new)
     return cfg
 
 
 def _split(override: str) -> tuple[str, str]:
     if "=" not in override:
-        raise ValueError(f"override '{override}' is not of the form key=value")
+        raise ConfigError(f"override '{override}' is not of the form key=value",
+                          fix="write it as --set key=value, e.g. --set model.num_slots=7")
     key, value = override.split("=", 1)
     return key.strip(), value.strip()
 
@@ -313,8 +349,56 @@ def _split(override: str) -> tuple[str, str]:
 def get_config(profile: str = "cpu", overrides: Iterable[str] | Mapping[str, Any] = ()) -> Config:
     """A fresh copy of a named profile with overrides applied."""
     if profile not in PROFILES:
-        raise KeyError(f"unknown profile '{profile}'; choose one of {sorted(PROFILES)}")
+        raise ConfigKeyError(f"unknown profile '{profile}'; choose one of {sorted(PROFILES)}")
     return apply_overrides(PROFILES[profile](), overrides)
+
+
+# (section, key, smallest allowed value): sizes, counts and steps
+LOWER_BOUNDS = (
+    ("data", "num_train", 1), ("data", "num_val", 1), ("data", "num_frames", 1), ("data", "resolution", 1),
+    ("data", "chunk_len", 1), ("data", "input_size", 1), ("data", "num_workers", 0), ("data", "max_val_videos", 0),
+    ("data", "ytvis_val_last", 1),
+    ("model", "num_slots", 1), ("model", "slot_dim", 1), ("model", "iters_first", 1), ("model", "iters", 1),
+    ("model", "mlp_hidden_factor", 1), ("model", "predictor_heads", 1), ("model", "decoder_hidden", 1),
+    ("model", "decoder_layers", 0), ("model", "chunk_frames", 0),
+    ("objective", "dense_group", 1), ("objective", "dense_topk", 1), ("objective", "redundancy_slots", 0),
+    ("objective", "dense_chunk", 0),
+    ("train", "batch_size", 1), ("train", "warmup_steps", 0), ("train", "max_steps", 1), ("train", "log_every", 1),
+    ("train", "ckpt_every", 1), ("train", "keep_every", 0), ("train", "eval_every", 0), ("train", "eval_batch_size", 1),
+)
+POSITIVE = (("train", "lr"), ("train", "grad_clip"), ("objective", "slot_contrast_tau"), ("objective", "dense_tau"))
+CHOICES = (("model", "slot_init", ("learned", "gaussian")), ("model", "input_pos_embed", ("none", "linear")),
+           ("model", "decoder_pos_embed", ("learned", "linear")), ("train", "init_mode", ("full", "model")))
+
+
+def validate(cfg: Config) -> Config:
+    """Refuse values that cannot train or evaluate, before anything is built or written: sizes, counts and
+    steps below their minimum, non-positive rates, unknown choices, slot dimension not divisible by the
+    predictor's heads. One slot is allowed with a warning. Raises ``ConfigError`` listing every problem."""
+    problems = []
+    for section, key, low in LOWER_BOUNDS:
+        value = getattr(getattr(cfg, section), key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            problems.append(f"{section}.{key}={value!r}: must be an integer >= {low}")
+    for section, key in POSITIVE:
+        value = getattr(getattr(cfg, section), key)
+        if not isinstance(value, (int, float)) or not value > 0:
+            problems.append(f"{section}.{key}={value!r}: must be a number > 0")
+    for section, key, allowed in CHOICES:
+        value = getattr(getattr(cfg, section), key)
+        if value not in allowed:
+            problems.append(f"{section}.{key}={value!r}: must be one of {list(allowed)}")
+    m = cfg.model
+    if isinstance(m.slot_dim, int) and isinstance(m.predictor_heads, int) and m.predictor_heads > 0 \
+            and m.slot_dim % m.predictor_heads:
+        problems.append(f"model.slot_dim={m.slot_dim} is not divisible by model.predictor_heads={m.predictor_heads}")
+    if problems:
+        raise ConfigError("invalid config (profile '" + cfg.profile + "'):\n  " + "\n  ".join(problems),
+                          fix="change these values with --set key=value")
+    if m.num_slots == 1:
+        warnings.warn("model.num_slots=1: a single slot takes every pixel, so there is no object decomposition "
+                      "(FG-ARI 0); use 2 or more slots unless that is what you want to see", UserWarning, stacklevel=2)
+    return cfg
 
 
 def project_root() -> Path:

@@ -20,7 +20,10 @@ windows (who is right where, the merge audit, the precision of its teaching labe
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import math
 import sys
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
@@ -31,15 +34,19 @@ from tqdm.auto import tqdm
 
 from ssync_lib import metrics as M
 from ssync_lib.checkpoint import load_checkpoint, load_module_state
-from ssync_lib.config import Config, apply_overrides, get_config, resolve_path
+from ssync_lib.config import Config, apply_overrides, get_config, project_root, resolve_path, validate
 from ssync_lib.data import build_dataset, check_data_root
 from ssync_lib.diagnostics import accumulate, premise_means, premise_statistics
+from ssync_lib.errors import ConfigError
 from ssync_lib.models import create_model
 from ssync_lib.objectives.ssync import label_statistics, pseudo_labels
 from ssync_lib.official import load_official
 from ssync_lib.runtime import commit_hash, resolve_device
 
 NO_BACKGROUND = ("ytvis",)  # sources without a background id: plain ARI over labelled pixels (§2)
+SHIPPED_DIR = "checkpoints"  # the shipped models and their metrics (read by the notebooks): never written over
+DATA_FREE = ("num_workers", "max_val_videos")  # data values that do not make other data
+log = logging.getLogger(__name__)
 
 
 def _batches(dataset, count: int, batch_size: int, num_workers: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -123,11 +130,74 @@ def evaluate(model: nn.Module, cfg: Config, split: str = "val", max_videos: int 
 
 
 def write_metrics(path: Path, metrics: Mapping, step: int, cfg: Config, checkpoint: Path | None) -> Path:
-    """``metrics.json``: the metrics with the step, checkpoint, config and commit they come from."""
+    """``metrics.json``: the metrics with the step, checkpoint, config and commit they come from. Strict JSON:
+    a NaN metric (no valid clip or frame; its ``_skipped`` count says how many were skipped) is written as
+    null; ``read_metrics`` turns it back into NaN."""
     record = {"step": step, "checkpoint": str(checkpoint) if checkpoint else None, "commit": commit_hash(),
-              "metrics": dict(metrics), "config": cfg.to_dict()}
-    path.write_text(json.dumps(record, indent=2, sort_keys=True))
+              "metrics": json_safe(metrics), "config": cfg.to_dict()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2, sort_keys=True, allow_nan=False))
     return path
+
+
+def json_safe(metrics: Mapping) -> dict:
+    """The metrics with NaN and infinities as None (null in strict JSON)."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in metrics.items()}
+
+
+def read_metrics(path: str | Path) -> dict:
+    """A ``metrics.json`` record, its null metrics as NaN (files written before NaN became null read the same)."""
+    record = json.loads(Path(path).read_text())
+    record["metrics"] = {k: math.nan if v is None else v for k, v in record.get("metrics", {}).items()}
+    return record
+
+
+def _is_shipped(path: Path) -> bool:
+    return Path(path).resolve().is_relative_to((project_root() / SHIPPED_DIR).resolve())
+
+
+def _data_suffix(saved_config: Mapping | None, cfg: Config) -> tuple[str, list[str]]:
+    """``("-data-<folder>", differences)`` when ``cfg`` evaluates on other data than the checkpoint was trained
+    on (``data.root`` compared as resolved paths, workers and video caps ignored), else ``("", [])``."""
+    if saved_config is None:
+        return "", []
+    saved, now = dict(saved_config.get("data", {})), cfg.to_dict()["data"]
+    diffs = [f"data.{k}: {saved.get(k)!r} -> {now[k]!r}" for k in now
+             if k not in DATA_FREE and k in saved and saved[k] != now[k]
+             and not (k == "root" and resolve_path(saved[k]) == resolve_path(now[k]))]
+    if not diffs:
+        return "", []
+    name = resolve_path(now["root"]).name
+    if name == resolve_path(saved.get("root", "")).name:  # same folder name: tell them apart by the values
+        name += "-" + hashlib.sha256(json.dumps(now, sort_keys=True).encode()).hexdigest()[:8]
+    return f"-data-{name}", diffs
+
+
+def metrics_destination(checkpoint: Path, cfg: Config, saved_config: Mapping | None = None, split: str = "val",
+                        out: str | Path | None = None, base: str | None = None) -> tuple[Path, str]:
+    """Where the evaluation of ``checkpoint`` goes, and why there.
+
+    ``out`` when given (never over a file inside ``checkpoints/``). Otherwise beside the checkpoint:
+    ``<base>[-<split>].json`` with ``base`` = ``metrics[-<stem>]`` (``metrics.json`` for ``last.pt``), with ``-data-<folder>`` added when
+    the data differ from the checkpoint's own (a run's ``metrics.json`` holds its own data's figures only); for a
+    checkpoint inside ``checkpoints/`` (the shipped models, whose metrics the notebooks read) the same name under
+    ``<train.run_root>/evaluate/<its path below checkpoints/>``."""
+    if out is not None:
+        out = Path(out)
+        if _is_shipped(out) and out.exists():
+            raise ConfigError(f"--out {out} is a file inside {SHIPPED_DIR}/ (the shipped models' metrics, read by the "
+                              f"notebooks); it is never written over", fix="choose a path outside checkpoints/")
+        return out, ""
+    base = base or ("metrics" if checkpoint.stem == "last" else f"metrics-{checkpoint.stem}")
+    suffix, diffs = _data_suffix(saved_config, cfg)
+    name = f"{base}{'' if split == 'val' else '-' + split}{suffix}.json"
+    why = f" (other data than the checkpoint's: {'; '.join(diffs)}; its own metrics are kept)" if diffs else ""
+    if _is_shipped(checkpoint):
+        below = checkpoint.resolve().parent.relative_to((project_root() / SHIPPED_DIR).resolve())
+        return (resolve_path(cfg.train.run_root) / "evaluate" / below / name,
+                f" ({SHIPPED_DIR}/ holds the shipped models' metrics, never written over; --out for another place)"
+                + why)
+    return checkpoint.parent / name, why
 
 
 def _model_from(state: dict, cfg: Config, path: Path, device: str | None = None) -> nn.Module:
@@ -140,39 +210,42 @@ def _model_from(state: dict, cfg: Config, path: Path, device: str | None = None)
 def evaluate_checkpoint(checkpoint: str | Path, split: str = "val", max_videos: int | None = None,
                         overrides: Iterable[str] | Mapping = (), progress: bool = True,
                         out: str | Path | None = None) -> dict:
-    """Evaluate a checkpoint and write the JSON beside it (``metrics.json`` for ``last.pt``,
-    ``metrics-<stem>.json`` otherwise) or to ``out``. Returns the metrics."""
+    """Evaluate a checkpoint and write the JSON where ``metrics_destination`` says (beside it: ``metrics.json``
+    for ``last.pt``, ``metrics-<stem>.json`` otherwise; or ``out``); the place is logged. Returns the metrics."""
     checkpoint = Path(checkpoint)
     state = load_checkpoint(checkpoint)
-    cfg = apply_overrides(Config.from_dict(state["config"]), overrides)
+    cfg = validate(apply_overrides(Config.from_dict(state["config"]), overrides))
     check_data_root(cfg)  # before building the model
+    dest, why = metrics_destination(checkpoint, cfg, state["config"], split, out)
     model = _model_from(state, cfg, checkpoint)
     metrics = evaluate(model, cfg, split, max_videos=max_videos or cfg.data.max_val_videos or None,
                        progress=progress)
-    if out is None:
-        stem = "" if checkpoint.stem == "last" else f"-{checkpoint.stem}"
-        out = checkpoint.with_name(f"metrics{stem}{'' if split == 'val' else '-' + split}.json")
-    write_metrics(Path(out), metrics, step=state["step"], cfg=cfg, checkpoint=checkpoint)
+    write_metrics(dest, metrics, step=state["step"], cfg=cfg, checkpoint=checkpoint)
+    log.info(f"metrics written to {dest}{why}")
     return metrics
 
 
 def evaluate_run(run_dir: str | Path, split: str = "val", max_videos: int | None = None,
-                 overrides: Iterable[str] | Mapping = (), progress: bool = True) -> dict:
-    """Evaluate the last checkpoint of a run folder; writes ``<run_dir>/metrics.json``."""
+                 overrides: Iterable[str] | Mapping = (), progress: bool = True, out: str | Path | None = None) -> dict:
+    """Evaluate the last checkpoint of a run folder; writes ``<run_dir>/metrics.json`` (see ``evaluate_checkpoint``)."""
     run_dir = resolve_path(run_dir)
-    return evaluate_checkpoint(run_dir / "last.pt", split, max_videos, overrides, progress)
+    return evaluate_checkpoint(run_dir / "last.pt", split, max_videos, overrides, progress, out)
 
 
 def evaluate_official(path: str | Path, profile: str, split: str = "val", max_videos: int | None = None,
-                      overrides: Iterable[str] | Mapping = (), progress: bool = True) -> dict:
+                      overrides: Iterable[str] | Mapping = (), progress: bool = True,
+                      out: str | Path | None = None) -> dict:
     """A public SSync / SlotContrast checkpoint converted by ``ssync_lib.official`` (its report on stderr), evaluated
-    with ``profile``'s data and metrics; writes ``metrics-official-<stem>.json`` beside it. Returns the metrics."""
-    cfg = apply_overrides(get_config(profile), overrides)
+    with ``profile``'s data and metrics; writes ``metrics-official-<stem>.json`` beside it (or ``out``). Returns the
+    metrics."""
+    cfg = validate(apply_overrides(get_config(profile), overrides))
     check_data_root(cfg)  # before building the model
+    path = Path(path)
+    dest, why = metrics_destination(path, cfg, None, split, out, base=f"metrics-official-{path.stem}")
     model, report = load_official(path, cfg.model, cfg.data.input_size)
     print(report.summary(), file=sys.stderr)
     metrics = evaluate(model.to(resolve_device(cfg.train.device)), cfg, split,
                        max_videos=max_videos or cfg.data.max_val_videos or None, progress=progress)
-    path = Path(path)
-    write_metrics(path.with_name(f"metrics-official-{path.stem}.json"), metrics, step=None, cfg=cfg, checkpoint=path)
+    write_metrics(dest, metrics, step=None, cfg=cfg, checkpoint=path)
+    log.info(f"metrics written to {dest}{why}")
     return metrics

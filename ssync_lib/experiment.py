@@ -18,6 +18,7 @@ Resuming: a finished run (``metrics.json`` present) is not redone; an interrupte
 """
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import platform
@@ -31,8 +32,11 @@ import pandas as pd
 import torch
 
 from ssync_lib import viz
-from ssync_lib.config import Config, apply_overrides, get_config, resolve_path
+from ssync_lib.config import Config, apply_overrides, get_config, resolve_path, validate
 from ssync_lib.diagnostics import PREMISE_KEYS
+from ssync_lib.errors import ConfigError, ConfigKeyError, MissingInputError
+from ssync_lib.evaluate import read_metrics
+from ssync_lib.objectives.objective import OBJECTIVES
 from ssync_lib.runtime import commit_hash
 
 METRIC_KEYS = [f"{maps}/video/{m}" for maps in ("decoder", "attention") for m in ("fg_ari", "mbo", "miou")]
@@ -42,6 +46,8 @@ SHARING_KEYS = [f"{maps}/video/objects_{what}" for maps in ("decoder", "attentio
 # and teaching precision (already in %), merged pairs per clip
 PREMISE_FRACTIONS = [k for k in PREMISE_KEYS if k.endswith(("_fg_ari", "_acc"))]
 SUMMARY_KEYS = METRIC_KEYS + LABEL_KEYS + SHARING_KEYS + PREMISE_KEYS
+COLUMNS = METRIC_KEYS + ["sec_per_step"] + SHARING_KEYS + LABEL_KEYS + PREMISE_KEYS  # of the table (--columns)
+BRANCHABLE = ("ssync", "dense")  # objectives that may branch from the baseline (--branch)
 # Named column sets of markdown_table / --columns: the README's tables.
 COLUMN_SETS = {
     "metrics": ["decoder/video/fg_ari", "decoder/video/mbo", "attention/video/fg_ari", "attention/video/mbo",
@@ -95,9 +101,9 @@ def run_sweep(sweep: Sweep, progress: bool = True) -> pd.DataFrame:
     """Train and evaluate every missing combination, then summarise. Returns the summary table."""
     from ssync_lib.train import train
 
-    unknown = set(sweep.branch) - {"ssync", "dense"}
+    unknown = set(sweep.branch) - set(BRANCHABLE)
     if unknown:
-        raise ValueError(f"--branch takes objectives among ssync, dense; got {sorted(unknown)}")
+        raise ConfigError(f"--branch takes objectives among {', '.join(BRANCHABLE)}; got {sorted(unknown)}")
     order = sorted(sweep.objectives, key=lambda o: o != "baseline")  # the baseline first: others branch from it
     for seed in sweep.seeds:
         for slots in sweep.slots:
@@ -130,7 +136,7 @@ def summarise(folder: Path) -> pd.DataFrame:
     training curves)."""
     rows = []
     for metrics_file in sorted(folder.glob("*/metrics.json")):
-        record = json.loads(metrics_file.read_text())
+        record = read_metrics(metrics_file)
         cfg = record["config"]
         log = pd.read_csv(metrics_file.with_name("log.csv"))
         rows.append({"run": metrics_file.parent.name,
@@ -141,7 +147,7 @@ def summarise(folder: Path) -> pd.DataFrame:
                      "branched_from": cfg["train"]["init_from"] or ""})
     summary = pd.DataFrame(rows)
     if summary.empty:
-        raise FileNotFoundError(f"no finished run (metrics.json) under {folder}")
+        raise MissingInputError(f"no finished run (metrics.json) under {folder}")
     summary.to_csv(folder / "summary.csv", index=False)
     (folder / "table.md").write_text(markdown_table(summary))
     viz.save_figure(viz.plot_slot_sweep(summary), folder / "slot_robustness.png")
@@ -154,11 +160,11 @@ def markdown_table(summary: pd.DataFrame, columns: list[str] | None = None) -> s
     orders summary columns (default: all of them): metrics and the object-sharing diagnostic (% of objects lost
     to the background slot / sharing a slot) in percent, as the field reports them; seconds per step; the
     pseudo-label statistics as they are (merged slots per clip, shares already in %)."""
-    columns = columns or METRIC_KEYS + ["sec_per_step"] + SHARING_KEYS + LABEL_KEYS + PREMISE_KEYS
+    columns = columns or COLUMNS
     columns = [c for name in columns for c in COLUMN_SETS.get(name, [name])]  # a set's name stands for its columns
     unknown = [c for c in columns if c not in summary.columns]
     if unknown:
-        raise KeyError(f"markdown_table: no column {unknown} in the summary; it has {list(summary.columns)}")
+        raise ConfigKeyError(f"markdown_table: no column {unknown} in the summary; it has {list(summary.columns)}")
     grouped = summary.groupby(["objective", "slots"])
     mean, std, count = grouped[columns].mean(), grouped[columns].std(ddof=0), grouped.size()
     head = ["objective", "slots", "seeds"] + [c.replace("/video/", " ").replace("pseudo_labels/", "") for c in columns]
@@ -208,14 +214,54 @@ def publish(folder: Path, results: Path, command: str) -> None:
     }, indent=2))
 
 
-def parse_list(text: str, kind=str) -> list:
-    return [kind(x) for x in text.split(",") if x.strip()]
+def parse_list(text: str, kind=str, name: str = "list", allowed=None, minimum: int | None = None) -> list:
+    """Comma-separated values of one command-line argument, each checked; errors name the argument
+    (``--seeds: 'x' is not an integer``)."""
+    values = []
+    for item in (x.strip() for x in text.split(",")):
+        if not item:
+            continue
+        try:
+            value = kind(item)
+        except ValueError:
+            raise ConfigError(f"{name}: '{item}' is not {'an integer' if kind is int else 'a ' + kind.__name__}",
+                              fix=f"give {name} as comma-separated values, e.g. {name} 0,1,2") from None
+        if allowed is not None and value not in allowed:
+            close = difflib.get_close_matches(item, allowed, n=3, cutoff=0.5)
+            few = len(allowed) <= 8
+            raise ConfigError(f"{name}: '{item}' is not one of {', '.join(allowed) if few else 'its names'}"
+                              + (f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""),
+                              fix=f"choose among {list(allowed)}" if few else
+                              f"{name} takes names of summary.csv's columns, e.g. {','.join(allowed[:2])}")
+        if minimum is not None and value < minimum:
+            raise ConfigError(f"{name}: {value} is below {minimum}", fix=f"give values >= {minimum}")
+        values.append(value)
+    if len(set(values)) != len(values):
+        raise ConfigError(f"{name}: '{text}' repeats a value", fix="give each value once")
+    return values
 
 
 def sweep_from_args(args) -> Sweep:
-    return Sweep(profile=args.profile, objectives=parse_list(args.objectives), seeds=parse_list(args.seeds, int),
-                 slots=parse_list(args.slots, int) or [get_config(args.profile, args.overrides).model.num_slots],
-                 name=args.name or args.profile, overrides=list(args.overrides), branch=parse_list(args.branch))
+    """The sweep of ``python -m ssync_lib experiment``, every argument checked (with its name) before anything
+    trains, and every run's config validated."""
+    objectives = parse_list(args.objectives, name="--objectives", allowed=OBJECTIVES)
+    if not objectives:
+        raise ConfigError("--objectives: no objective given", fix=f"e.g. --objectives {','.join(OBJECTIVES)}")
+    seeds = parse_list(args.seeds, int, name="--seeds", minimum=0)
+    if not seeds:
+        raise ConfigError("--seeds: no seed given", fix="e.g. --seeds 0,1,2")
+    slots = parse_list(args.slots, int, name="--slots", minimum=1)
+    parse_list(args.columns, name="--columns", allowed=COLUMNS)
+    name = args.name or args.profile
+    if Path(name).name != name or name in (".", ".."):
+        raise ConfigError(f"--name: '{name}' is not a plain folder name", fix="give a name without '/' (e.g. easy)")
+    sweep = Sweep(profile=args.profile, objectives=objectives, seeds=seeds,
+                  slots=slots or [get_config(args.profile, args.overrides).model.num_slots], name=name,
+                  overrides=list(args.overrides), branch=parse_list(args.branch, name="--branch", allowed=BRANCHABLE))
+    for objective in objectives:
+        for count in sweep.slots:
+            validate(sweep.config(objective, seeds[0], count))
+    return sweep
 
 
 def command_line(argv: Iterable[str]) -> str:

@@ -42,6 +42,7 @@ from typing import Callable, Mapping
 import torch
 
 from ssync_lib.config import ModelConfig
+from ssync_lib.errors import MissingInputError
 from ssync_lib.models import VideoSlotModel, create_model
 
 
@@ -121,7 +122,7 @@ def read_official_state(path: str | Path) -> dict[str, torch.Tensor]:
     (``.pt`` / ``.pth`` / ``.bin``, read with ``weights_only=True``) or a ``.safetensors`` file."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"official checkpoint {path} does not exist")
+        raise MissingInputError(f"official checkpoint {path} does not exist")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
         return load_file(str(path), device="cpu")

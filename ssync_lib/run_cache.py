@@ -28,8 +28,10 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from ssync_lib.checkpoint import config_differences, load_checkpoint, load_module_state
+from ssync_lib.checkpoint import config_differences, load_checkpoint, load_module_state, with_defaults
 from ssync_lib.config import Config, get_config, project_root, resolve_path
+from ssync_lib.errors import RunExistsError
+from ssync_lib.evaluate import read_metrics
 from ssync_lib.runtime import resolve_device
 from ssync_lib.models import create_model
 from ssync_lib.objectives import build_objective
@@ -76,9 +78,7 @@ def reuse_differences(saved_config: Mapping[str, Any], cfg: Config) -> list[str]
     """The config values (of ``MUST_MATCH``) that differ between a checkpoint and ``cfg``. A key the
     checkpoint's config lacks (written before the field existed) counts as the field's default,
     since new fields default to the earlier behaviour."""
-    defaults = Config().to_dict()
-    saved = {s: {**defaults[s], **saved_config.get(s, {})} for s in MUST_MATCH}
-    return config_differences(_relevant(saved), _relevant(cfg.to_dict()))
+    return config_differences(_relevant(with_defaults(saved_config)), _relevant(cfg.to_dict()))
 
 
 def shipped_checkpoint(cfg: Config) -> Path | None:
@@ -110,7 +110,7 @@ def load_trained(path: str | Path, cfg: Config, state: Mapping[str, Any] | None 
     load_module_state(objective, state["objective"], what="objective", path=path, saved_config=state["config"],
                       config=current)
     log, record = _beside(path, "log.csv"), _beside(path, "metrics.json")
-    metrics = json.loads(record.read_text())["metrics"] if record.is_file() else {}  # written by evaluate.write_metrics
+    metrics = read_metrics(record)["metrics"] if record.is_file() else {}  # written by evaluate.write_metrics
     return TrainResult(run_dir=path.parent, model=model.to(device).eval(), objective=objective.to(device).eval(),
                        history=pd.read_csv(log) if log.is_file() else pd.DataFrame(), metrics=metrics)
 
@@ -144,7 +144,7 @@ def get_trained(cfg: Config, retrain: bool = False, progress: bool = True, init_
             say(f"reusing the finished run {run_dir.name}")
             return load_trained(last, cfg, state)
         if state["step"] == cfg.train.max_steps or reuse_differences(state["config"], cfg):
-            raise FileExistsError(f"{why}: set retrain=True to replace it, or choose another train.name")
+            raise RunExistsError(f"{why}: set retrain=True to replace it, or choose another train.name")
         say(f"resuming the unfinished run {run_dir.name} at step {state['step']}")
     elif not retrain and (shipped := shipped_checkpoint(cfg)) is not None:
         state = load_checkpoint(shipped)

@@ -17,6 +17,7 @@ import torch
 import torch.distributed as dist
 
 from ssync_lib.config import project_root
+from ssync_lib.errors import ConfigError
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
@@ -25,10 +26,11 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise RuntimeError(f"train.device='{name}' but CUDA is not available; use train.device=cpu or auto")
+            raise ConfigError(f"train.device='{name}' but CUDA is not available", fix="--set train.device=cpu (or auto)")
         return torch.device(name if ":" in name else f"cuda:{local_rank}")
     if name != "cpu":
-        raise ValueError(f"train.device='{name}': expected auto, cpu, cuda or cuda:<index>")
+        raise ConfigError(f"train.device='{name}': expected auto, cpu, cuda or cuda:<index>",
+                          fix="--set train.device=cpu (or auto, cuda, cuda:<index>)")
     return torch.device("cpu")
 
 

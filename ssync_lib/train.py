@@ -42,10 +42,12 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from ssync_lib.checkpoint import load_checkpoint, remove_stale_tmp, restore_training_state, save_training_state
-from ssync_lib.config import Config, resolve_path
+from ssync_lib.checkpoint import (check_config_change, load_checkpoint, remove_stale_tmp, restore_training_state,
+                                  save_training_state)
+from ssync_lib.config import Config, resolve_path, validate
 from ssync_lib.data import build_dataset, check_data_root
 from ssync_lib.data.order import epoch_loader
+from ssync_lib.errors import ConfigError, MissingInputError, NonFiniteLossError, RunExistsError
 from ssync_lib.evaluate import evaluate, write_metrics
 from ssync_lib.models import create_model
 from ssync_lib.objectives import build_objective
@@ -55,9 +57,7 @@ from ssync_lib.runtime import DistInfo, init_distributed, resolve_device, seed_e
 
 LAST = "last.pt"
 
-
-class NonFiniteLossError(RuntimeError):
-    """A loss term (or the gradient norm) became NaN or infinite."""
+__all__ = ["train", "TrainResult", "NonFiniteLossError", "LAST"]
 
 
 @dataclass
@@ -84,15 +84,18 @@ class TrainStep(nn.Module):
 
 
 def train(cfg: Config, resume: bool | str = False, progress: bool = True,
-          init_from: str | Path | None = None) -> TrainResult:
+          init_from: str | Path | None = None, allow_config_change: bool = False) -> TrainResult:
     """Train ``cfg`` in ``<run_root>/<run_name>``, evaluate at the end, return the run.
 
     resume: True continues from ``last.pt`` (error if there is none); "auto" continues when it
         exists and starts fresh otherwise; False starts fresh (error if the folder holds a checkpoint).
     init_from: a checkpoint to start from (overrides ``cfg.train.init_from``); see the module
         docstring for ``train.init_mode``.
+    allow_config_change: resume or branch even when the config changes the model, the objective, the
+        data or the schedule (``checkpoint.check_config_change``; otherwise refused before anything is
+        written).
     """
-    cfg = copy.deepcopy(cfg)
+    cfg = validate(copy.deepcopy(cfg))
     if init_from is not None:
         cfg.train.init_from = str(init_from)
     tcfg = cfg.train
@@ -101,6 +104,7 @@ def train(cfg: Config, resume: bool | str = False, progress: bool = True,
     run_dir = resolve_path(tcfg.run_root) / cfg.run_name
     ckpt_path = run_dir / LAST
     resume = _resolve_resume(resume, ckpt_path)
+    state = _start_state(cfg, resume, ckpt_path, allow_config_change)  # before anything is written
     if device.type == "cuda":
         torch.cuda.set_device(device)
     info = init_distributed(device)
@@ -109,7 +113,7 @@ def train(cfg: Config, resume: bool | str = False, progress: bool = True,
         if tcfg.deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
-        return _train(cfg, info, device, run_dir, ckpt_path, resume, progress)
+        return _train(cfg, info, device, run_dir, ckpt_path, resume, state, progress)
     finally:
         torch.use_deterministic_algorithms(deterministic_before)
         if info.created_group:
@@ -120,22 +124,44 @@ def _resolve_resume(resume: bool | str, ckpt_path: Path) -> bool:
     if resume == "auto":
         return ckpt_path.exists()
     if resume and not ckpt_path.exists():
-        raise FileNotFoundError(f"cannot resume: {ckpt_path} does not exist")
+        raise MissingInputError(f"cannot resume: {ckpt_path} does not exist",
+                                fix="check --name / --profile / --objective (they make the run folder's name), "
+                                    "or start the run without --resume")
     if not resume and ckpt_path.exists():
-        raise FileExistsError(f"{ckpt_path.parent} already holds a checkpoint: resume it (--resume, "
-                              f"resume=True or 'auto'), choose another train.name, or delete the folder")
+        raise RunExistsError(f"{ckpt_path.parent} already holds a checkpoint")
     return bool(resume)
 
 
+def _start_state(cfg: Config, resume: bool, ckpt_path: Path, allow_config_change: bool) -> dict | None:
+    """The checkpoint a run continues from (resume) or branches from (``train.init_from``), its config
+    compared with ``cfg`` first (``check_config_change``); None for a fresh start. On resume, a branched
+    run keeps the ``init_from`` it was branched from (provenance) unless another one is given."""
+    tcfg = cfg.train
+    if resume:
+        state = load_checkpoint(ckpt_path)
+        check_config_change(state["config"], cfg, ckpt_path, allow=allow_config_change)
+        saved = state["config"].get("train", {})
+        if not tcfg.init_from and saved.get("init_from"):
+            tcfg.init_from, tcfg.init_mode = saved["init_from"], saved.get("init_mode", tcfg.init_mode)
+        return state
+    if tcfg.init_from:
+        src = resolve_path(tcfg.init_from)
+        state = load_checkpoint(src)
+        check_config_change(state["config"], cfg, src, branch=True, weights_only=tcfg.init_mode == "model",
+                            allow=allow_config_change)
+        return state
+    return None
+
+
 def _train(cfg: Config, info: DistInfo, device: torch.device, run_dir: Path, ckpt_path: Path, resume: bool,
-           progress: bool) -> TrainResult:
+           state: dict | None, progress: bool) -> TrainResult:
     tcfg = cfg.train
     seed_everything(tcfg.seed)
     train_set = build_dataset(cfg, "train")
     global_batch = tcfg.batch_size * info.world_size
     steps_per_epoch = len(train_set) // global_batch
     if steps_per_epoch == 0:
-        raise ValueError(f"the training set ({len(train_set)} items in {resolve_path(cfg.data.root)}) is "
+        raise ConfigError(f"the training set ({len(train_set)} items in {resolve_path(cfg.data.root)}) is "
                          f"smaller than one global batch (train.batch_size={tcfg.batch_size} x {info.world_size} "
                          f"processes)")
     model = create_model(cfg.model, input_size=cfg.data.input_size).to(device)
@@ -145,14 +171,12 @@ def _train(cfg: Config, info: DistInfo, device: torch.device, run_dir: Path, ckp
 
     start = {"step": 0, "scheduler": None, "log_accum": None}
     if resume:
-        start = restore_training_state(load_checkpoint(ckpt_path), cfg, ckpt_path, model, objective, optimizer, info, full=True)
+        start = restore_training_state(state, cfg, ckpt_path, model, objective, optimizer, info, full=True)
         remove_stale_tmp(run_dir)
-    elif tcfg.init_from:
-        if tcfg.init_mode not in ("full", "model"):
-            raise ValueError(f"train.init_mode='{tcfg.init_mode}': expected 'full' or 'model'")
-        src = resolve_path(tcfg.init_from)
-        start = restore_training_state(load_checkpoint(src), cfg, src, model, objective, optimizer, info,
-                         full=tcfg.init_mode == "full", branch=True)
+    elif state is not None:
+        start = restore_training_state(state, cfg, resolve_path(tcfg.init_from), model, objective, optimizer, info,
+                                       full=tcfg.init_mode == "full", branch=True)
+    del state  # the weights are in the modules now
     step = start["step"]
     scheduler = build_scheduler(optimizer, tcfg, step)
     if start["scheduler"] is not None:

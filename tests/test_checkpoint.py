@@ -1,4 +1,3 @@
-import json
 import os
 import random
 import signal
@@ -16,6 +15,7 @@ from ssync_lib.checkpoint import (CheckpointMismatchError, config_differences, l
                                   remove_stale_tmp, rng_state, save_checkpoint, set_rng_state)
 from ssync_lib.config import get_config, project_root
 from ssync_lib.data import synthetic
+from ssync_lib.evaluate import read_metrics
 from ssync_lib.train import train
 from tests.helpers import exactly
 
@@ -171,6 +171,6 @@ def test_run_killed_at_a_random_step_resumes_bit_identical(tmp_path):
     for index, state in theirs["optimizer"]["state"].items():
         for key, value in state.items():
             assert torch.equal(ours["optimizer"]["state"][index][key], value), (index, key)
-    assert json.loads((run_root / "killed" / "metrics.json").read_text())["metrics"] == exactly(reference.metrics)
+    assert read_metrics(run_root / "killed" / "metrics.json")["metrics"] == exactly(reference.metrics)
     resumed_log = pd.read_csv(run_root / "killed" / "log.csv").drop(columns="sec_per_step")
     pd.testing.assert_frame_equal(resumed_log, reference.history.drop(columns="sec_per_step"), check_exact=True)

@@ -1,5 +1,4 @@
 import copy
-import json
 from types import SimpleNamespace
 
 import numpy as np
@@ -11,7 +10,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from ssync_lib.config import apply_overrides, get_config
 from ssync_lib.data import build_dataset, synthetic
-from ssync_lib.evaluate import evaluate, evaluate_checkpoint, evaluate_run, predicted_labels
+from ssync_lib.evaluate import evaluate, evaluate_checkpoint, evaluate_run, predicted_labels, read_metrics
 from ssync_lib.models import create_model
 from ssync_lib.objectives.ssync import pseudo_labels
 from ssync_lib.train import train
@@ -118,9 +117,9 @@ def test_evaluate_run_reproduces_the_training_metrics_and_writes_json(smoke):
     (run.run_dir / "metrics.json").unlink()
     metrics = evaluate_run(run.run_dir, progress=False)
     assert metrics == exactly(run.metrics)  # same weights, same seeded evaluation
-    record = json.loads((run.run_dir / "metrics.json").read_text())
+    record = read_metrics(run.run_dir / "metrics.json")
     assert record["step"] == 6 and record["metrics"] == exactly(metrics) and record["config"]["train"]["name"] == "eval"
     assert record["checkpoint"].endswith("last.pt") and "commit" in record
     partial = evaluate_checkpoint(run.run_dir / "step-0000003.pt", max_videos=2, progress=False)
-    record = json.loads((run.run_dir / "metrics-step-0000003.json").read_text())
+    record = read_metrics(run.run_dir / "metrics-step-0000003.json")
     assert record["step"] == 3 and partial["num_videos"] == 2 and record["metrics"] == exactly(partial)

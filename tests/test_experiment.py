@@ -6,6 +6,7 @@ import pytest
 from ssync_lib.config import get_config
 from ssync_lib.experiment import (COLUMN_SETS, LABEL_KEYS, SHARING_KEYS, Sweep, branch_step, markdown_table, publish,
                                   run_sweep)
+from ssync_lib.evaluate import read_metrics
 from ssync_lib.train import train
 from tests.helpers import exactly
 
@@ -56,7 +57,7 @@ def test_sweep_trains_every_combination_and_summarises(tmp_path):
 def test_branched_ssync_equals_ssync_trained_from_scratch(tmp_path):
     sweep = smoke_sweep(tmp_path, slots=[3])
     run_sweep(sweep, progress=False)
-    branched = json.loads((sweep.folder() / "ssync-s3-seed0" / "metrics.json").read_text())["metrics"]
+    branched = read_metrics(sweep.folder() / "ssync-s3-seed0" / "metrics.json")["metrics"]
     cfg = sweep.config("ssync", 0, 3)
     cfg.train.name = "from-scratch"
     scratch = train(cfg, progress=False).metrics

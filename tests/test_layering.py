@@ -10,18 +10,19 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "ssync_lib"
 
 LAYERS = {
-    "config": 0,  # the settings everything reads
-    "runtime": 1, "cli_args": 1,  # device, processes, seeds, commit; shared CLI arguments
-    "data": 2, "models": 2, "metrics": 2,  # the pipeline's inputs, the model, the scores
-    "objectives": 3,  # losses over model outputs
-    "checkpoint": 4, "optim": 4, "run_log": 4, "viz": 4,  # what training and the notebooks build on
-    "diagnostics": 5, "official": 5,  # SSync's premises against ground truth; the public checkpoints loaded
-    "bench": 6,  # benchmarks (and the gradient report's CLI)
-    "evaluate": 6,  # scoring a model, a checkpoint, a public checkpoint
-    "train": 7,  # the one loop
-    "run_cache": 8, "experiment": 8,  # runs reused by the notebooks; the sweep
-    "notebook": 9, "widgets": 9,  # what the notebooks call
-    "__main__": 10,  # the command line
+    "errors": 0,  # the errors raised on purpose (bad input), which every layer may raise
+    "config": 1,  # the settings everything reads
+    "runtime": 2, "cli_args": 2,  # device, processes, seeds, commit; shared CLI arguments
+    "data": 3, "models": 3, "metrics": 3,  # the pipeline's inputs, the model, the scores
+    "objectives": 4,  # losses over model outputs
+    "checkpoint": 5, "optim": 5, "run_log": 5, "viz": 5,  # what training and the notebooks build on
+    "diagnostics": 6, "official": 6,  # SSync's premises against ground truth; the public checkpoints loaded
+    "bench": 7,  # benchmarks (and the gradient report's CLI)
+    "evaluate": 7,  # scoring a model, a checkpoint, a public checkpoint
+    "train": 8,  # the one loop
+    "run_cache": 9, "experiment": 9,  # runs reused by the notebooks; the sweep
+    "notebook": 10, "widgets": 10,  # what the notebooks call
+    "__main__": 11,  # the command line
 }
 
 

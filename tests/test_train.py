@@ -6,12 +6,13 @@ import pytest
 import torch
 
 import ssync_lib.train as train_module
-from ssync_lib.checkpoint import CheckpointMismatchError, load_checkpoint
+from ssync_lib.checkpoint import CheckpointMismatchError, ConfigChangeError, load_checkpoint
 from ssync_lib.config import apply_overrides, get_config
 from ssync_lib.data import synthetic
+from ssync_lib.evaluate import read_metrics
 from ssync_lib.optim import WarmupExpDecay
 from ssync_lib.train import NonFiniteLossError, _check_finite, train
-from tests.helpers import exactly
+from tests.helpers import exactly, poison_objective
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,7 @@ def test_smoke_run_writes_logs_config_checkpoints_and_metrics(base_run, smoke):
     ckpt = load_checkpoint(run / "last.pt")
     assert (ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]) == (6, 0, 6)
     assert load_checkpoint(run / "step-0000003.pt")["step"] == 3
-    record = json.loads((run / "metrics.json").read_text())
+    record = read_metrics(run / "metrics.json")
     assert record["step"] == 6 and record["metrics"] == exactly(base_run.metrics) and "commit" in record
     assert record["config"]["model"]["num_slots"] == smoke.model.num_slots
     assert base_run.metrics["decoder/video/fg_ari_valid"] + base_run.metrics["decoder/video/fg_ari_skipped"] == 8
@@ -100,35 +101,38 @@ def test_branching_from_a_checkpoint_continues_the_run_exactly(base_run, smoke):
 
 
 def test_incompatible_checkpoint_names_the_keys(base_run, smoke):
-    with pytest.raises(CheckpointMismatchError, match=r"(?s)slot_attention.*model\.slot_dim: 16 -> 24"):
+    with pytest.raises(ConfigChangeError, match=r"(?s)cannot resume.*model\.slot_dim: 16 -> 24.*--allow-config-change"):
         train(_cfg(smoke, **{"train.name": "base", "model.slot_dim": 24}), resume=True, progress=False)
+    with pytest.warns(UserWarning, match="slot_dim"), \
+            pytest.raises(CheckpointMismatchError, match=r"(?s)slot_attention.*model\.slot_dim: 16 -> 24"):
+        train(_cfg(smoke, **{"train.name": "base", "model.slot_dim": 24}), resume=True, progress=False,
+              allow_config_change=True)  # allowed, but the parameter shapes cannot load
+
+
+def test_resume_and_branch_compare_the_config_field_by_field(base_run, smoke):
+    """Changes that alter results are refused before anything is written (tests/test_bad_input.py checks the
+    files); the free ones (paths, logging, cadence, device) pass; a branch may change the objective."""
+    with pytest.raises(ConfigChangeError, match=r"(?s)objective\.name.*train\.lr: 0\.001 -> 0\.002"):
+        train(_cfg(smoke, **{"train.name": "base", "train.lr": 2e-3, "objective.name": "ssync"}), resume=True,
+              progress=False)
+    with pytest.raises(ConfigChangeError, match=r"(?s)cannot branch from.*model\.num_slots: 4 -> 5"):
+        train(_cfg(smoke, **{"train.name": "branch-slots", "model.num_slots": 5}),
+              init_from=base_run.run_dir / "step-0000003.pt", progress=False)
+    assert not (base_run.run_dir.parent / "branch-slots").exists()
+    free = train(_cfg(smoke, **{"train.name": "base", "train.log_every": 3, "train.eval_every": 5,
+                                "data.num_workers": 0, "train.device": "cpu"}), resume=True, progress=False)
+    assert free.metrics == exactly(base_run.metrics)
 
 
 def test_missing_data_names_path_and_profile_before_building_the_model(smoke, tmp_path, monkeypatch):
     monkeypatch.setattr(train_module, "create_model", lambda *a, **k: pytest.fail("model built before the check"))
     cfg = _cfg(smoke, **{"data.root": str(tmp_path / "no-such-data")})
-    with pytest.raises(FileNotFoundError, match=r"no-such-data.*profile 'smoke'.*make_synthetic.py --profile smoke"):
+    with pytest.raises(FileNotFoundError, match=r"(?s)no-such-data.*profile 'smoke'.*make_synthetic.py --profile smoke"):
         train(cfg, progress=False)
 
 
 def test_nan_loss_stops_with_step_and_term_and_keeps_the_last_checkpoint(smoke, monkeypatch):
-    real = train_module.build_objective
-
-    def poisoned(*args, **kwargs):
-        objective = real(*args, **kwargs)
-        forward = objective.forward
-
-        def forward_with_nan(out, step):
-            loss = forward(out, step)
-            if step == 4:
-                loss.terms["slot_contrast"] = loss.terms["slot_contrast"] * math.nan
-                loss.total = sum(loss.terms.values())
-            return loss
-
-        objective.forward = forward_with_nan
-        return objective
-
-    monkeypatch.setattr(train_module, "build_objective", poisoned)
+    poison_objective(monkeypatch, "slot_contrast", at_step=4)
     cfg = _cfg(smoke, **{"train.name": "nan"})
     with pytest.raises(NonFiniteLossError, match=r"step 4: loss term 'slot_contrast' is nan.*last.pt \(step 3\)"):
         train(cfg, progress=False)

@@ -19,6 +19,7 @@ from ssync_lib.data.common import DataError, DataWarning, VideoDataset, denormal
 from ssync_lib.data.davis import DavisDataset
 from ssync_lib.data.movi import MoviDataset
 from ssync_lib.data.ytvis import YTVISDataset
+from ssync_lib.errors import ConfigError, MissingInputError
 
 SOURCES = ("synthetic", "movi", "ytvis", "davis")
 
@@ -35,8 +36,8 @@ def check_data_root(cfg: Config) -> Path:
                     f"`python data_scripts/make_synthetic.py --profile {cfg.profile}`")
         else:
             hint = f"download the {cfg.data.source} data set there or point data.root at it"
-        raise FileNotFoundError(f"data folder {root} (data.root='{cfg.data.root}', profile '{cfg.profile}') "
-                                f"does not exist: {hint}")
+        raise MissingInputError(f"data folder {root} (data.root='{cfg.data.root}', profile '{cfg.profile}') "
+                                f"does not exist", fix=f"{hint} (--data-root PATH)")
     return root
 
 
@@ -55,7 +56,7 @@ def build_dataset(cfg: Config, split: str) -> VideoDataset:
         return YTVISDataset(root, val_last=d.ytvis_val_last, **common)
     if d.source == "davis":
         return DavisDataset(root, **common)
-    raise ValueError(f"unknown data.source '{d.source}'; choose one of {SOURCES}")
+    raise ConfigError(f"unknown data.source '{d.source}'; choose one of {SOURCES}")
 
 
 def object_stats(dataset: VideoDataset, max_videos: int | None = None) -> pd.DataFrame:

@@ -2,7 +2,8 @@
 
 A reader (movi.py, ytvis.py, davis.py) lists its videos as `Record`s and implements
 `_load(record, start, stop)` returning uint8 frames (t,H,W,3) and integer masks (t,H,W) or None.
-`VideoDataset` turns them into items (method notes §5):
+`VideoDataset` turns them into items (method notes §5; non-square frames are stretched to the square input
+size, with one `DataWarning` per frame size that says so):
 
     {"video": float32 (T,3,S,S)  bilinear to S = input_size, ImageNet-normalised,
      "masks": int64 (T,S,S)      nearest, 0 = background / unlabelled (only when the data has masks),
@@ -30,12 +31,9 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ssync_lib.config import IMAGENET_MEAN, IMAGENET_STD
+from ssync_lib.errors import DataError
 
 SPLITS = ("train", "val")
-
-
-class DataError(ValueError):
-    """A data file, sample or key is unusable; the message names the file, the sample and the key."""
 
 
 class DataWarning(UserWarning):
@@ -127,17 +125,19 @@ class VideoDataset(Dataset):
         self.max_val_videos = max_val_videos  # 0 = all
         self.records: list[Record] = []
         self.has_masks = False
-        self.skipped = 0  # samples skipped while indexing (train split only)
+        self.skipped = 0  # videos skipped while indexing (train split only)
+        self._warned_sizes: set[tuple[int, int]] = set()  # non-square frame sizes warned about
         self._epoch = torch.zeros((), dtype=torch.long).share_memory_()  # seen by persistent workers too
 
     # -- indexing helpers for subclasses --
-    def _bad(self, message: str) -> None:
-        """A bad sample found while indexing: skip with a warning (train) or raise (val).
+    def _bad(self, message: str, count: int = 1) -> None:
+        """A bad sample found while indexing: skip with a warning (train) or raise (val). ``count``: the videos
+        the problem costs (a damaged shard: those it took members from; 0 when none was lost).
 
         Returns None, so a reader's indexing helper can `return self._bad(...)` for "no record"."""
         if self.split == "train":
             warnings.warn(f"skipping: {message}", DataWarning, stacklevel=3)
-            self.skipped += 1
+            self.skipped += count
         else:
             raise DataError(message)
 
@@ -155,7 +155,7 @@ class VideoDataset(Dataset):
         elif self.max_val_videos > 0:
             self.records = self.records[: self.max_val_videos]
         if not self.records:
-            raise DataError(f"{where}: no usable {self.split} videos (skipped {self.skipped})")
+            raise DataError(f"{where}: no usable {self.split} videos (skipped {self.skipped} video{'s' * (self.skipped != 1)})")
 
     def _load(self, record: Record, start: int, stop: int) -> tuple[np.ndarray, np.ndarray | None]:
         """Frames [start, stop): uint8 (t,H,W,3) and integer masks (t,H,W) or None."""
@@ -185,6 +185,7 @@ class VideoDataset(Dataset):
         rec = self.records[index]
         start, stop = self.clip_range(index)
         frames, masks = self._load(rec, start, stop)
+        self._check_square(rec, frames.shape[1:3])
         item = {"video": preprocess_video(frames, self.input_size), "id": rec.id}
         if masks is not None:
             if self.split == "val" and not masks.any():
@@ -192,6 +193,18 @@ class VideoDataset(Dataset):
                               "(metrics skip this video)", DataWarning, stacklevel=2)
             item["masks"] = resize_masks(masks, self.input_size)
         return item
+
+    def _check_square(self, rec: Record, size: tuple[int, int]) -> None:
+        """Warn once per frame size (per process) that non-square frames are stretched to the square input."""
+        h, w = size
+        if h != w and (h, w) not in self._warned_sizes:
+            self._warned_sizes.add((h, w))
+            s = self.input_size
+            warnings.warn(f"{rec.source}: sample '{rec.id}': frames are {h}x{w} (height x width), not square: "
+                          f"frames and masks are resized to {s}x{s} (data.input_size), which scales them by "
+                          f"{s / h:.3g} vertically and {s / w:.3g} horizontally; the aspect ratio is not kept (the "
+                          f"model's patch grid is square) and metrics are computed on the stretched masks. Crop or "
+                          f"pad the data to square to avoid it (warned once per frame size)", DataWarning, stacklevel=3)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(split={self.split}, videos={len(self)}, chunk_len={self.chunk_len}, "

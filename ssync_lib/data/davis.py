@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from ssync_lib.data.common import DataError, Record, VideoDataset, load_frame
+from ssync_lib.errors import MissingInputError
 
 VOID = 255
 
@@ -46,7 +47,7 @@ class DavisDataset(VideoDataset):
         root = Path(root)
         list_path = root / "ImageSets" / "2017" / f"{split}.txt"
         if not list_path.exists():
-            raise FileNotFoundError(f"DAVIS video list not found: {list_path}")
+            raise MissingInputError(f"DAVIS video list not found: {list_path}")
         names = [line.strip() for line in list_path.read_text().splitlines() if line.strip()]
         self.has_masks = True
         records = []

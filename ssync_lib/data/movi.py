@@ -7,7 +7,13 @@ Layout::
                                                  (required in val, optional in train)
 
 (`validation/` is accepted for `val/`.) Train items carry masks only when every training sample has
-`segmentations.npy` (the synthetic benchmark writes them; the MOVi release does not). Member names
+`segmentations.npy` (the synthetic benchmark writes them; the MOVi release does not).
+
+Checksums (optional): shards this project writes (`make_sample`: the synthetic benchmark, `convert_movi.py`)
+carry a `{key}.sha256.json` member per sample, `{"video.npy": [sha256 of frame 0's bytes, ...],
+"segmentations.npy": [...]}`; the frames an item reads are checked against it (a `DataError` names the
+sample, member and frame). Shards without it (other MOVi conversions, older synthetic data) are read
+unchecked: a corrupt array inside an intact tar then goes unnoticed. Member names
 are split into sample key and field with webdataset's own rule; shards are written with
 `webdataset.ShardWriter` (`write_shards`).
 
@@ -17,9 +23,11 @@ checks dtype and shape before training starts. An item then reads only the bytes
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import tarfile
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -29,9 +37,11 @@ import webdataset as wds
 from webdataset.tariterators import base_plus_ext
 
 from ssync_lib.data.common import DataError, Record, VideoDataset
+from ssync_lib.errors import MissingInputError
 
 VIDEO = "video.npy"
 MASKS = "segmentations.npy"
+CHECKSUMS = "sha256.json"  # optional: {member: [sha256 of each frame's bytes]}, written by make_sample
 SPLIT_DIRS = {"train": ("train",), "val": ("val", "validation")}
 
 
@@ -57,47 +67,104 @@ class NpyMember:
         return np.frombuffer(buf, dtype=self.dtype).reshape((stop - start,) + self.shape[1:])
 
 
-def index_shard(path: Path) -> tuple[dict[str, dict[str, tuple[int, int]]], str | None]:
+def index_shard(path: Path) -> tuple[dict[str, dict[str, tuple[int, int]]], str | None, int]:
     """Members of one shard grouped by sample key: {key: {field: (data offset, size)}}.
 
-    Returns (samples, problem): `problem` describes a corrupt or truncated shard (samples then holds
-    the complete samples before the damage, the damaged one excluded), None for a sound shard."""
+    Returns (samples, problem, lost). A sound shard gives problem None and lost 0. A damaged one (a corrupt
+    header, garbage, a truncation) gives a description of the damage: reading resumes at the next valid member
+    header after it, so that only the samples the damage took members (or bytes) from are dropped; ``lost``
+    counts them (videos). Samples wholly inside a damaged stretch leave no trace and cannot be counted."""
     size = path.stat().st_size
-    samples: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
-    try:
-        tar = tarfile.open(path, mode="r:")
-    except tarfile.ReadError as err:
-        return {}, f"not a readable tar file ({err})"
-    problem = None
-    with tar:
+    order: list[tuple[str, str, int, int]] = []  # (key, field, data offset, size) in file order
+    damaged: list[tuple[int, int]] = []  # (first bad byte, where reading resumed) per damaged stretch
+    suspects: set[str] = set()  # samples next to damage: kept only if they have every field the others have
+    ending = ""  # how the file ends when not with an end-of-archive marker
+    with open(path, "rb") as f:
+        pos = 0
         while True:
-            try:
-                info = tar.next()
-            except tarfile.ReadError as err:
-                problem = f"truncated or corrupt at byte {tar.offset} ({err})"
+            first = len(order)
+            stop, cut = _read_members(f, pos, size, order)
+            if damaged and len(order) > first:  # the first member after a damaged stretch
+                suspects.add(order[first][0])
+            if cut:  # the last member's data runs past the end of the file
+                suspects.add(order.pop()[0])
+                ending = f"a member runs past the end of the file ({size} bytes)"
                 break
-            if info is None:
-                break
-            if not info.isreg():
-                continue
-            key, field = base_plus_ext(info.name)
-            if key is None:
-                continue
-            stop = info.offset_data + info.size
-            if stop > size:
-                samples.pop(key, None)
-                return dict(samples), f"truncated or corrupt: member '{info.name}' ends at byte {stop} > size {size}"
-            samples[key][field] = (info.offset_data, info.size)
-        end = tar.offset
-    if problem is None:
-        with open(path, "rb") as f:  # a complete tar ends with two zero blocks after its last member
-            f.seek(end)
+            f.seek(stop)
             marker = f.read(1024)
-        if len(marker) < 1024 or any(marker):
-            problem = f"truncated or corrupt at byte {end}: no end-of-archive marker after the last member"
-    if problem is not None and samples:
-        samples.popitem()  # the last sample before the damage may lack members
-    return dict(samples), problem
+            if not any(marker):  # the end-of-archive marker (two zero blocks), or the end of the file
+                ending = "" if len(marker) == 1024 else "no end-of-archive marker"
+                break
+            if order:
+                suspects.add(order[-1][0])
+            resume = _next_header(f, stop + 512, size)
+            damaged.append((stop, resume))
+            if resume >= size:
+                break
+            pos = resume
+    samples: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
+    for key, field, offset, length in order:
+        samples[key][field] = (offset, length)
+    if not damaged and not ending:
+        return dict(samples), None, 0
+    fields = Counter(frozenset(v) for v in samples.values()).most_common(1)
+    complete = fields[0][0] if fields else frozenset()
+    lost = sorted(k for k in suspects if k in samples and frozenset(samples[k]) != complete)
+    for key in lost:
+        del samples[key]
+    if not order:
+        problem = "not a readable tar file (no valid member header; its videos cannot be counted)"
+    else:
+        where = [f"bytes {a}-{b}" for a, b in damaged if b < size] + \
+                [f"byte {a} to the end (no member header after it: the videos there cannot be counted)"
+                 for a, b in damaged if b >= size]
+        problem = ("truncated or corrupt" + (f" at {', '.join(where)}" if where else "")
+                   + (f" ({ending})" if ending else "")
+                   + f": {len(samples)} intact videos read, {len(lost)} damaged videos skipped"
+                   + (f" ({', '.join(lost)})" if lost else ""))
+    return dict(samples), problem, len(lost)
+
+
+def _read_members(f, start: int, size: int, order: list) -> tuple[int, bool]:
+    """Append the regular members from byte ``start`` on to ``order``; returns (the byte where reading stopped:
+    an end marker, damage or the end of the file; whether the last member's data runs past the end)."""
+    f.seek(start)
+    try:
+        tar = tarfile.TarFile(fileobj=f, mode="r")
+    except tarfile.ReadError:  # no valid header at start
+        return start, False
+    while True:
+        try:
+            info = tar.next()
+        except tarfile.ReadError:
+            return tar.offset, False
+        if info is None:
+            return tar.offset, False
+        if not info.isreg():
+            continue
+        key, field = base_plus_ext(info.name)
+        if key is None:
+            continue
+        order.append((key, field, info.offset_data, info.size))
+        if info.offset_data + info.size > size:
+            return size, True
+
+
+def _next_header(f, start: int, size: int) -> int:
+    """The first 512-byte block at or after ``start`` that parses as a tar header (checksum included), or
+    ``size`` when none does."""
+    block = start - start % 512 if start % 512 else start
+    while block + 512 <= size:
+        f.seek(block)
+        buf = f.read(512)
+        if any(buf):
+            try:
+                tarfile.TarInfo.frombuf(buf, tarfile.ENCODING, "surrogateescape")
+                return block
+            except tarfile.HeaderError:
+                pass
+        block += 512
+    return size
 
 
 def read_npy_header(shard: Path, offset: int, size: int) -> NpyMember:
@@ -135,7 +202,7 @@ def split_dir(root: Path, split: str) -> Path:
     for name in SPLIT_DIRS[split]:
         if (root / name).is_dir():
             return root / name
-    raise FileNotFoundError(f"no {split} shards: none of {[str(root / n) for n in SPLIT_DIRS[split]]} exists")
+    raise MissingInputError(f"no {split} shards: none of {[str(root / n) for n in SPLIT_DIRS[split]]} exists")
 
 
 class MoviDataset(VideoDataset):
@@ -147,12 +214,12 @@ class MoviDataset(VideoDataset):
         folder = split_dir(Path(root), split)
         shards = sorted(folder.glob("*.tar"))
         if not shards:
-            raise FileNotFoundError(f"no .tar shards in {folder}")
+            raise MissingInputError(f"no .tar shards in {folder}")
         records = []
         for shard in shards:
-            samples, problem = index_shard(shard)
+            samples, problem, lost = index_shard(shard)
             if problem is not None:
-                self._bad(f"{shard}: {problem}")
+                self._bad(f"{shard}: {problem}", count=lost)
             for key, fields in samples.items():
                 rec = self._index_sample(shard, key, fields)
                 if rec is not None:
@@ -184,6 +251,8 @@ class MoviDataset(VideoDataset):
         info = {"video": members[VIDEO]}
         if MASKS in members:
             info["masks"] = members[MASKS]
+        if CHECKSUMS in fields:
+            info["checksums"] = (shard, *fields[CHECKSUMS])
         return Record(id=key, num_frames=members[VIDEO].shape[0], source=shard, info=info)
 
     def _check_unique_ids(self, folder: Path) -> None:
@@ -197,8 +266,33 @@ class MoviDataset(VideoDataset):
         frames = record.info["video"].read_frames(start, stop)  # t H W 3
         masks = None
         if self.has_masks:
-            masks = record.info["masks"].read_frames(start, stop).reshape(frames.shape[:3])  # t H W
-        return frames, masks
+            masks = record.info["masks"].read_frames(start, stop)
+        if "checksums" in record.info:
+            _verify(record, start, {VIDEO: frames, **({MASKS: masks} if masks is not None else {})})
+        return frames, None if masks is None else masks.reshape(frames.shape[:3])  # t H W
+
+
+def frame_checksums(array: np.ndarray) -> list[str]:
+    """sha256 of each frame's bytes (first axis) of a C-contiguous array."""
+    return [hashlib.sha256(np.ascontiguousarray(frame).tobytes()).hexdigest() for frame in array]
+
+
+def _verify(record: Record, start: int, arrays: dict[str, np.ndarray]) -> None:
+    """Check frames ``start...`` of ``arrays`` against the sample's ``sha256.json``."""
+    shard, offset, size = record.info["checksums"]
+    with open(shard, "rb") as f:
+        f.seek(offset)
+        raw = f.read(size)
+    try:
+        sums = json.loads(raw)
+    except ValueError:
+        raise DataError(f"{shard}: sample '{record.id}': '{CHECKSUMS}' is not valid JSON (damaged member)") from None
+    for name, array in arrays.items():
+        expected = sums.get(name, [])[start:start + len(array)]
+        for t, (got, want) in enumerate(zip(frame_checksums(array), expected)):
+            if got != want:
+                raise DataError(f"{shard}: sample '{record.id}': '{name}' frame {start + t}: sha256 {got[:12]}... "
+                                f"does not match the recorded {want[:12]}... (the array is corrupt)")
 
 
 # -- writing ----------------------------------------------------------------------------------------------
@@ -217,6 +311,7 @@ def make_sample(key: str, video: np.ndarray, segmentations: np.ndarray | None = 
         if problem is not None:
             raise DataError(f"sample '{key}': '{MASKS}': {problem}")
         sample[MASKS] = np.ascontiguousarray(segmentations.reshape(video.shape[:3] + (1,)))
+    sample[CHECKSUMS] = {name: frame_checksums(sample[name]) for name in (VIDEO, MASKS) if name in sample}
     return sample
 
 

@@ -76,6 +76,7 @@ from tqdm.auto import tqdm
 from ssync_lib.config import Config, DataConfig, resolve_path
 from ssync_lib.data.common import DataError
 from ssync_lib.data.movi import make_sample, write_shards
+from ssync_lib.errors import ConfigKeyError, MissingInputError
 
 GENERATOR_VERSION = 1
 SHARD_SIZE = 256
@@ -157,7 +158,7 @@ class Scene:
 
 def level_params(level: str) -> Level:
     if level not in LEVELS:
-        raise KeyError(f"unknown synthetic level '{level}'; choose one of {sorted(LEVELS)}")
+        raise ConfigKeyError(f"unknown synthetic level '{level}'; choose one of {sorted(LEVELS)}")
     return LEVELS[level]
 
 
@@ -406,7 +407,7 @@ def check_root(root: Path, data: DataConfig) -> None:
     """Refuse a synthetic root that is missing or was generated for another level, size or length."""
     meta = read_meta(root)
     if meta is None:
-        raise FileNotFoundError(f"{root / 'meta.json'} not found: generate the synthetic data first, e.g. "
+        raise MissingInputError(f"{root / 'meta.json'} not found: generate the synthetic data first, e.g. "
                                 f"`python data_scripts/make_synthetic.py --profile cpu --root {root}`")
     for key in ("level", "resolution", "num_frames"):
         if meta.get(key) != getattr(data, key):

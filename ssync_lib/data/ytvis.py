@@ -27,6 +27,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from ssync_lib.data.common import DataError, Record, VideoDataset, load_frame
+from ssync_lib.errors import MissingInputError
 
 VIDEO_KEYS = ("id", "file_names", "height", "width")
 
@@ -56,7 +57,7 @@ class YTVISDataset(VideoDataset):
         folder = root / ("train" if val_last > 0 or split == "train" else "valid")
         self.ann_path = folder / "instances.json"
         if not self.ann_path.exists():
-            raise FileNotFoundError(f"YouTube-VIS annotation file not found: {self.ann_path}")
+            raise MissingInputError(f"YouTube-VIS annotation file not found: {self.ann_path}")
         try:
             data = json.loads(self.ann_path.read_text())
         except json.JSONDecodeError as err:

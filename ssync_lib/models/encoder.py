@@ -19,6 +19,8 @@ import torch
 import timm
 from torch import nn
 
+from ssync_lib.errors import ConfigError, MissingInputError, WeightsError, short_reason
+
 
 def _close_names(name: str, n: int = 8) -> list[str]:
     """timm names (with and without pretrained tags) that look like ``name``."""
@@ -39,21 +41,59 @@ def _cache_dirs() -> str:
     return f"Hugging Face cache {constants.HF_HUB_CACHE} (torch hub dir {torch.hub.get_dir()})"
 
 
+WEIGHTS_FIX = ("set model.weights to a .safetensors or .pth file holding the ViT's state dict (e.g. saved with "
+               "safetensors.torch.save_file(timm.create_model(NAME, pretrained=True).state_dict(), PATH)), "
+               "'timm' or 'random'")
+# The encoder reads patch tokens of a timm VisionTransformer (patch_embed, _pos_embed, blocks): the timm modules
+# whose models are one
+VIT_MODULES = ("timm.models.vision_transformer", "timm.models.deit")
+
+
+def vit_families() -> list[str]:
+    """The name prefixes (``vit_*``, ``deit_*``, ...) of the timm models this encoder supports."""
+    names = [n for module in VIT_MODULES for n in timm.list_models(module=module.rsplit(".", 1)[1])]
+    return sorted({n.split("_")[0] + "_*" for n in names} - {"test_*"})
+
+
+def check_backbone(name: str) -> None:
+    """Refuse a timm name that is not a VisionTransformer before building it (timm would fail with
+    ``TypeError: ResNet.__init__() got an unexpected keyword argument 'img_size'``)."""
+    module = timm.models.model_entrypoint(timm.models.get_arch_name(name)).__module__
+    if module not in VIT_MODULES:
+        raise WeightsError(f"model.backbone='{name}' is a timm {module.rsplit('.', 1)[1]} model, not a Vision "
+                           f"Transformer: this encoder reads ViT patch tokens. Supported families: "
+                           f"{', '.join(vit_families())} (DINO: vit_small_patch16_224.dino, vit_base_patch8_224.dino; "
+                           f"DINOv2: vit_small_patch14_dinov2, vit_base_patch14_dinov2)",
+                           fix="set model.backbone to one of these, e.g. --set model.backbone=vit_small_patch14_dinov2")
+
+
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A state dict from ``.safetensors`` or ``.pth`` (read with ``weights_only=True``)."""
     if not path.is_file():
-        raise FileNotFoundError(f"model.weights: checkpoint file {path} does not exist")
+        raise MissingInputError(f"model.weights: checkpoint file {path} does not exist")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
-        return load_file(str(path), device="cpu")
+        try:
+            return load_file(str(path), device="cpu")
+        except Exception as err:  # safetensors' SafetensorError ("header too small", ...) names no file
+            raise WeightsError(f"model.weights: {path} is not a readable .safetensors file ({short_reason(err)}); "
+                               f"expected tensors written by safetensors.torch.save_file", fix=WEIGHTS_FIX) from None
     if path.suffix in (".pth", ".pt", ".bin"):
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # UnpicklingError (pickled code, or not a torch file at all), zip errors, ...
+            raise WeightsError(f"model.weights: {path} is not a weights-only torch file ({short_reason(err)}); "
+                               f"expected a state dict of tensors saved with torch.save (read with "
+                               f"weights_only=True: pickled code is never run)", fix=WEIGHTS_FIX) from None
         for key in ("state_dict", "model"):  # common training-checkpoint wrappers
             if isinstance(state, dict) and isinstance(state.get(key), dict):
                 state = state[key]
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise WeightsError(f"model.weights: {path} holds a {type(state).__name__}, not a state dict of tensors",
+                               fix=WEIGHTS_FIX)
         return state
-    raise ValueError(f"model.weights: unsupported checkpoint type '{path.suffix}' for {path}; "
-                     f"use .safetensors or .pth")
+    raise WeightsError(f"model.weights: unsupported checkpoint type '{path.suffix}' for {path}; "
+                       f"use .safetensors or .pth", fix=WEIGHTS_FIX)
 
 
 def _load_file(vit: nn.Module, path: Path) -> None:
@@ -68,26 +108,27 @@ def _load_file(vit: nn.Module, path: Path) -> None:
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     if missing or unexpected:
-        raise RuntimeError(f"model.weights: {path} does not fit {type(vit).__name__} "
+        raise WeightsError(f"model.weights: {path} does not fit {type(vit).__name__} "
                            f"(missing {missing[:8]}, unexpected {unexpected[:8]})")
     try:
         vit.load_state_dict(state)
     except RuntimeError as err:  # same keys, other shapes: check model.backbone / model.backbone_kwargs
-        raise RuntimeError(f"model.weights: {path} does not fit {type(vit).__name__}: {err}") from None
+        raise WeightsError(f"model.weights: {path} does not fit {type(vit).__name__}: {err}") from None
 
 
 def create_vit(name: str, weights: str, input_size: int, **backbone_kwargs) -> nn.Module:
     """A timm ViT at ``input_size`` px with no classifier head, weights as in the module docstring."""
     if not timm.is_model(name):
-        raise ValueError(f"model.backbone: unknown timm model '{name}'; close timm names: {_close_names(name)}")
+        raise WeightsError(f"model.backbone: unknown timm model '{name}'; close timm names: {_close_names(name)}")
+    check_backbone(name)
     if "img_size" in backbone_kwargs:
-        raise ValueError("model.backbone_kwargs: do not set 'img_size'; it comes from data.input_size")
+        raise ConfigError("model.backbone_kwargs: do not set 'img_size'; it comes from data.input_size")
     kwargs = dict(num_classes=0, img_size=input_size, **backbone_kwargs)
     if weights == "timm":
         try:
             vit = timm.create_model(name, pretrained=True, **kwargs)
         except OSError as err:  # offline and not cached, or no network
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"model.weights='timm': pretrained weights for '{name}' ({_weights_source(name)}) are not "
                 f"available: looked in the {_cache_dirs()}. Either download them once on a machine with "
                 f"network (python -c \"import timm; timm.create_model('{name}', pretrained=True)\") and copy "
@@ -124,14 +165,14 @@ class FrozenViT(nn.Module):
         self.vit = create_vit(name, weights, input_size, **backbone_kwargs)
         for attr in ("patch_embed", "blocks", "_pos_embed", "num_prefix_tokens"):
             if not hasattr(self.vit, attr):
-                raise ValueError(f"model.backbone: '{name}' is not a timm VisionTransformer (no '{attr}')")
+                raise WeightsError(f"model.backbone: '{name}' is not a timm VisionTransformer (no '{attr}')")
         self.name = name
         self.input_size = input_size
         self.num_blocks = self._block_count(feature_layer)  # blocks run: 0 = patch embedding only
         if use_keys and self.num_blocks == 0:
-            raise ValueError("model.use_keys needs a transformer block; feature_layer='patch_embed' has none")
+            raise ConfigError("model.use_keys needs a transformer block; feature_layer='patch_embed' has none")
         if use_keys and not hasattr(self.vit.blocks[self.num_blocks - 1].attn, "qkv"):
-            raise ValueError(f"model.use_keys: the attention of '{name}' has no fused qkv projection")
+            raise ConfigError(f"model.use_keys: the attention of '{name}' has no fused qkv projection")
         self.use_keys = use_keys
         self.feature_layer = feature_layer
         del self.vit.blocks[self.num_blocks:]  # blocks after the feature block are never run: freed
@@ -149,10 +190,10 @@ class FrozenViT(nn.Module):
         try:
             index = int(feature_layer)
         except ValueError:
-            raise ValueError(f"model.feature_layer: '{feature_layer}' is not 'last', 'patch_embed' or a "
+            raise ConfigError(f"model.feature_layer: '{feature_layer}' is not 'last', 'patch_embed' or a "
                              f"block index") from None
         if not -depth <= index < depth:
-            raise ValueError(f"model.feature_layer: block {index} out of range for {depth} blocks")
+            raise ConfigError(f"model.feature_layer: block {index} out of range for {depth} blocks")
         return index % depth + 1
 
     @property

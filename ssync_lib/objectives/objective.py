@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ssync_lib.config import ObjectiveConfig
+from ssync_lib.errors import ConfigError
 from ssync_lib.models.output import ModelOutput
 from ssync_lib.objectives.dense_alignment import DenseAlignment, redundancy_loss
 from ssync_lib.objectives.reconstruction import reconstruction_loss
@@ -37,7 +38,8 @@ class Objective(nn.Module):
     def __init__(self, cfg: ObjectiveConfig, feature_dim: int, slot_dim: int, max_steps: int):
         super().__init__()
         if cfg.name not in OBJECTIVES:
-            raise ValueError(f"unknown objective.name '{cfg.name}'; choose one of {list(OBJECTIVES)}")
+            raise ConfigError(f"unknown objective.name '{cfg.name}'; choose one of {list(OBJECTIVES)}",
+                              fix=f"--objective {'|'.join(OBJECTIVES)}")
         self.cfg, self.max_steps = cfg, max_steps
         self.dense = (DenseAlignment(feature_dim, slot_dim, cfg.dense_group, cfg.dense_topk, cfg.dense_tau,
                                      cfg.dense_scale, cfg.dense_chunk) if cfg.name == "dense" else None)

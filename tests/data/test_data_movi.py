@@ -1,5 +1,6 @@
 """MOVi reader on tar shards fabricated here with `tarfile` (.npy members), the shard writer and the
 TFDS conversion, and every bad-input case of issue item 6 for shards."""
+import hashlib
 import io
 import runpy
 import sys
@@ -131,7 +132,8 @@ def test_write_shards_roundtrip_and_tfds_conversion(tmp_path):
     examples = [{"video": video, "segmentations": seg, "metadata": {"video_name": 0}},
                 {"video": video[::-1].copy(), "segmentations": seg[::-1].copy()}]
     samples = [sample_from_tfds(ex, i, with_segmentations=True) for i, ex in enumerate(examples)]
-    assert sorted(samples[0]) == ["__key__", "segmentations.npy", "video.npy"] and samples[1]["__key__"] == "000001"
+    assert sorted(samples[0]) == ["__key__", "segmentations.npy", "sha256.json", "video.npy"]
+    assert samples[1]["__key__"] == "000001"
     assert write_shards(samples, tmp_path / "val", shard_size=1) == 2
     assert sorted(p.name for p in (tmp_path / "val").iterdir()) == ["shard-000000.tar", "shard-000001.tar"]
     ds = MoviDataset(tmp_path, "val", chunk_len=2, input_size=H)
@@ -139,7 +141,7 @@ def test_write_shards_roundtrip_and_tfds_conversion(tmp_path):
     np.testing.assert_array_equal(ds[1]["masks"].numpy(), seg[::-1, ..., 0])
     np.testing.assert_allclose(denormalize(ds[1]["video"]).numpy(), video[::-1] / 255.0, atol=1e-6)
     only_video = sample_from_tfds(examples[0], 7, with_segmentations=False)
-    assert sorted(only_video) == ["__key__", "video.npy"] and only_video["__key__"] == "000007"
+    assert sorted(only_video) == ["__key__", "sha256.json", "video.npy"] and only_video["__key__"] == "000007"
 
 
 def test_tfds_conversion_names_bad_examples():
@@ -172,8 +174,10 @@ def test_truncated_shard_warns_in_train_and_raises_in_val(tmp_path, cut):
     shard.write_bytes(raw[:size])
     with pytest.warns(DataWarning, match=r"shard-000000\.tar: truncated or corrupt"):
         ds = MoviDataset(tmp_path, "train", chunk_len=2, input_size=4)
-    assert ds.skipped == 1
-    assert [r.id for r in ds.records][:2] == ["000000", "000001"] and len(ds) == 5  # damaged third one dropped
+    # cut inside the last member: the third sample lost bytes and is dropped; cut after it: every byte of the
+    # three samples is there (only the end-of-archive marker is missing), all are read
+    assert ds.skipped == (1 if cut == "inside_member" else 0)
+    assert [r.id for r in ds.records][:2] == ["000000", "000001"] and len(ds) == 6 - ds.skipped
     (tmp_path / "val").mkdir()
     (tmp_path / "val" / "shard-000000.tar").write_bytes(raw[:size])
     with pytest.raises(DataError, match=r"val/shard-000000\.tar: truncated or corrupt"):
@@ -183,9 +187,9 @@ def test_truncated_shard_warns_in_train_and_raises_in_val(tmp_path, cut):
 def test_corrupt_shard(tmp_path):
     good_shard(tmp_path / "train" / "a.tar")
     (tmp_path / "train" / "b.tar").write_bytes(np.random.default_rng(0).bytes(5000))
-    with pytest.warns(DataWarning, match=r"b\.tar: not a readable tar file"):
+    with pytest.warns(DataWarning, match=r"b\.tar: not a readable tar file.*cannot be counted"):
         ds = MoviDataset(tmp_path, "train", chunk_len=2, input_size=4)
-    assert len(ds) == 3 and ds.skipped == 1
+    assert len(ds) == 3 and ds.skipped == 0  # skipped counts videos: none of b.tar's can be identified
     (tmp_path / "val").mkdir()
     (tmp_path / "val" / "b.tar").write_bytes(b"")
     with pytest.raises(DataError, match=r"val/b\.tar: not a readable tar file"):
@@ -201,6 +205,39 @@ def test_corrupt_header_in_the_middle(tmp_path):
     shard.write_bytes(bytes(raw))
     with pytest.raises(DataError, match=r"s\.tar: truncated or corrupt at byte"):
         MoviDataset(tmp_path, "val", chunk_len=2, input_size=4)
+
+
+@pytest.mark.parametrize("hit", [4, 5])  # the first or the second member of sample 2 (two members per sample)
+def test_damage_in_the_middle_of_a_training_shard_skips_only_the_damaged_videos(tmp_path, hit):
+    shard = good_shard(tmp_path / "train" / "s.tar", count=6)
+    raw = bytearray(shard.read_bytes())
+    with tarfile.open(shard) as tar:
+        member = tar.getmembers()[hit]
+    raw[member.offset: member.offset + 100] = b"x" * 100  # its header destroyed
+    shard.write_bytes(bytes(raw))
+    with pytest.warns(DataWarning, match=r"s\.tar: truncated or corrupt at bytes \d+-\d+: 5 intact videos read, "
+                                         r"1 damaged videos skipped \(000002\)"):
+        ds = MoviDataset(tmp_path, "train", chunk_len=2, input_size=4)
+    assert [r.id for r in ds.records] == ["000000", "000001", "000003", "000004", "000005"] and ds.skipped == 1
+    assert ds[2]["video"].shape == (2, 3, 4, 4)  # the samples after the damage read fine
+
+
+def test_checksums_written_by_make_sample_catch_a_corrupt_array_in_an_intact_tar(tmp_path):
+    video, seg = arrays(0)
+    write_shards([make_sample("a", video, seg), make_sample("b", video, seg)], tmp_path / "val")
+    shard = tmp_path / "val" / "shard-000000.tar"
+    with tarfile.open(shard) as tar:
+        names = tar.getnames()
+        member = tar.getmember("b.video.npy")
+    assert "a.sha256.json" in names
+    raw = bytearray(shard.read_bytes())
+    raw[member.offset_data + member.size - 1] ^= 0xFF  # one byte of the last frame
+    shard.write_bytes(bytes(raw))
+    ds = MoviDataset(tmp_path, "val", chunk_len=2, input_size=4)
+    assert ds[0]["video"].shape[0] == T  # the intact sample checks fine
+    with pytest.raises(DataError, match=rf"sample 'b': 'video\.npy' frame {T - 1}: sha256 .* does not match"):
+        ds[1]
+    assert make_sample("c", video)["sha256.json"] == {"video.npy": [hashlib.sha256(f.tobytes()).hexdigest() for f in video]}
 
 
 @pytest.mark.parametrize("split", ["train", "val"])
@@ -275,7 +312,7 @@ def test_masks_with_no_object_warn(tmp_path):
 
 def test_only_bad_samples_and_duplicates(tmp_path):
     write_tar(tmp_path / "train" / "s.tar", members("short", *arrays(0, num_frames=1)))
-    with pytest.raises(DataError, match=r"train: no usable train videos \(skipped 1\)"), warnings.catch_warnings():
+    with pytest.raises(DataError, match=r"train: no usable train videos \(skipped 1 video\)"), warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
         MoviDataset(tmp_path, "train", chunk_len=2, input_size=4)
     good_shard(tmp_path / "val" / "a.tar", count=1)

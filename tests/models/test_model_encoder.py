@@ -122,8 +122,8 @@ def test_absent_timm_weights_offline_give_clear_error(tmp_path):
             "FrozenViT('vit_small_patch14_dinov2', 'timm', input_size=336, depth=1)\n")
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode != 0
-    message = result.stderr.strip().splitlines()[-1]
-    assert message.startswith("FileNotFoundError: model.weights='timm'")
+    message = next(line for line in result.stderr.splitlines() if "Error: model.weights='timm'" in line)
+    assert message.startswith("ssync_lib.errors.MissingInputError: model.weights='timm'")  # a FileNotFoundError
     assert "vit_small_patch14_dinov2" in message and "timm/vit_small_patch14_dinov2.lvd142m" in message
     assert str(tmp_path / "hub") in message  # where it looked
     assert "model.weights=/path/to/file" in message  # how to provide the file

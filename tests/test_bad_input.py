@@ -1,0 +1,315 @@
+"""Bad input through the public entry points (``python -m ssync_lib ...`` as ``main([...])``): one clear message
+with its fix on stderr, exit status 2, and no file changed (hashed before and after). The catalogue with the
+messages: docs/bad-input.md (issue 21)."""
+import hashlib
+import json
+import math
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ssync_lib.__main__ import main
+from ssync_lib.config import get_config, project_root
+from ssync_lib.data import DataWarning, synthetic
+from tests.helpers import poison_objective
+
+SHIPPED = project_root() / "checkpoints" / "cpu"
+
+
+def hashes(*folders: Path) -> dict:
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for f in folders for p in sorted(Path(f).rglob("*"))
+            if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """Smoke data and a finished 4-slot smoke run (Gaussian slot init: no parameter shape depends on the slot
+    count) with a kept step-3 checkpoint, one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    data, runs = tmp_path_factory.mktemp("smoke-data"), tmp_path_factory.mktemp("runs")
+    synthetic.generate_from_config(get_config("smoke", {"data.root": str(data)}), workers=1, progress=False)
+    assert main(["train", "--profile", "smoke", "--name", "four", "--no-progress", "--data-root", str(data),
+                 "--set", f"train.run_root={runs}", "train.keep_every=3"]) == 0
+    yield {"data": data, "runs": runs, "sets": ["--data-root", str(data), "--set", f"train.run_root={runs}"]}
+    torch.set_num_threads(threads)
+
+
+def refused(argv: list[str], capsys, *folders: Path) -> str:
+    """Run the CLI, assert exit status 2, one message (no traceback) on stderr and no file changed in
+    ``folders``; return the message."""
+    before = hashes(*folders)
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err and "fix: " in err, err
+    assert hashes(*folders) == before
+    return err
+
+
+# ----------------------------------------------------------------------------- resume and branch
+
+def test_resume_with_another_slot_count_is_refused_and_nothing_is_touched(smoke, capsys):
+    run = smoke["runs"] / "four"
+    err = refused(["train", "--profile", "smoke", "--name", "four", "--resume", "--no-progress", *smoke["sets"],
+                   "num_slots=7"], capsys, run)
+    assert "cannot resume" in err and "model.num_slots: 4 -> 7" in err and "--allow-config-change" in err
+    assert sorted(p.name for p in run.iterdir() if p.name != "tb") == [
+        "config.json", "eval.csv", "last.pt", "log.csv", "metrics.json", "step-0000003.pt", "step-0000006.pt"]
+
+
+def test_resume_with_another_schedule_or_objective_is_refused(smoke, capsys):
+    err = refused(["train", "--profile", "smoke", "--name", "four", "--resume", "--objective", "ssync", *smoke["sets"],
+                   "train.max_steps=9"], capsys, smoke["runs"])
+    assert "objective.name: 'baseline' -> 'ssync'" in err and "train.max_steps: 6 -> 9" in err
+
+
+def test_branch_with_another_slot_count_is_refused_before_the_folder_exists(smoke, capsys):
+    err = refused(["train", "--profile", "smoke", "--name", "seven", "--objective", "ssync", "--init-from",
+                   str(smoke["runs"] / "four" / "step-0000003.pt"), *smoke["sets"], "num_slots=7"], capsys, smoke["runs"])
+    assert "cannot branch from" in err and "model.num_slots: 4 -> 7" in err and "objective" not in err.split("fix:")[0]
+    assert not (smoke["runs"] / "seven").exists()
+
+
+def test_fresh_start_over_an_existing_run_and_resume_of_a_missing_one(smoke, capsys):
+    err = refused(["train", "--profile", "smoke", "--name", "four", *smoke["sets"]], capsys, smoke["runs"])
+    assert "already holds a checkpoint" in err and "--resume" in err
+    err = refused(["train", "--profile", "smoke", "--name", "none", "--resume", *smoke["sets"]], capsys, smoke["runs"])
+    assert "cannot resume" in err and "does not exist" in err
+
+
+# ----------------------------------------------------------------------------- evaluate: where results go
+
+def test_evaluating_a_shipped_checkpoint_on_other_data_keeps_the_shipped_metrics(smoke, tmp_path, capsys):
+    ckpt = SHIPPED / "cpu-baseline-s5-seed0" / "last.pt"
+    before = hashes(SHIPPED)
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--max-videos", "2", "--no-progress", "--data-root",
+                 str(smoke["data"]), "--set", f"train.run_root={tmp_path}", "data.resolution=32", "data.num_frames=6"]) == 0
+    assert hashes(SHIPPED) == before
+    written = tmp_path / "evaluate" / "cpu" / "cpu-baseline-s5-seed0" / f"metrics-data-{smoke['data'].name}.json"
+    err = capsys.readouterr().err
+    assert f"metrics written to {written}" in err and "never written over" in err and "other data" in err
+    assert json.loads(written.read_text())["metrics"]["num_videos"] == 2
+
+
+def test_out_over_a_shipped_file_is_refused(smoke, capsys):
+    shipped_metrics = SHIPPED / "cpu-baseline-s5-seed0" / "metrics.json"
+    err = refused(["evaluate", "--checkpoint", str(SHIPPED / "cpu-baseline-s5-seed0" / "last.pt"), "--out",
+                   str(shipped_metrics), "--data-root", str(smoke["data"])], capsys, SHIPPED)
+    assert "never written over" in err
+
+
+def test_a_run_evaluated_on_other_data_writes_beside_its_metrics(smoke, tmp_path, capsys):
+    run = smoke["runs"] / "four"
+    other = tmp_path / "other-data"
+    synthetic.generate_from_config(get_config("smoke", {"data.root": str(other), "data.synth_seed": 1}), workers=1,
+                                   progress=False)
+    own = (run / "metrics.json").read_bytes()
+    assert main(["evaluate", "--run", str(run), "--max-videos", "2", "--no-progress", "--data-root", str(other),
+                 "--set", "data.synth_seed=1"]) == 0
+    assert (run / "metrics.json").read_bytes() == own
+    beside = json.loads((run / "metrics-data-other-data.json").read_text())
+    assert beside["config"]["data"]["synth_seed"] == 1 and "data.synth_seed: 0 -> 1" in capsys.readouterr().err
+    out = tmp_path / "chosen" / "m.json"
+    assert main(["evaluate", "--run", str(run), "--max-videos", "1", "--no-progress", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["metrics"]["num_videos"] == 1 and (run / "metrics.json").read_bytes() == own
+
+
+def test_metrics_json_is_strict_json_with_null_for_nan(smoke):
+    """Strict readers (json with parse_constant refusing NaN) read every metrics.json; a metric without any valid
+    clip is null and its _skipped count says how many were skipped."""
+    def refuse(name):
+        raise ValueError(f"non-strict JSON constant {name}")
+
+    record = json.loads((smoke["runs"] / "four" / "metrics.json").read_text(), parse_constant=refuse)
+    nulls = [k for k, v in record["metrics"].items() if v is None]
+    assert all(not isinstance(v, float) or math.isfinite(v) for v in record["metrics"].values())
+    for key in nulls:
+        if f"{key}_valid" in record["metrics"]:
+            assert record["metrics"][f"{key}_valid"] == 0
+
+
+# ----------------------------------------------------------------------------- the CLI's handling of bad input
+
+def test_debug_switches_show_the_traceback(smoke, monkeypatch):
+    argv = ["train", "--profile", "smoke", "--name", "four", *smoke["sets"]]
+    with pytest.raises(FileExistsError, match="already holds a checkpoint"):
+        main(["--traceback", *argv])
+    monkeypatch.setenv("SSYNC_DEBUG", "1")
+    with pytest.raises(FileExistsError):
+        main(argv)
+
+
+@pytest.mark.parametrize("sets,expected", [
+    (["num_slots=0"], "model.num_slots=0: must be an integer >= 1"),
+    (["num_slots=-3"], "model.num_slots=-3: must be an integer >= 1"),
+    (["batch_size=0", "lr=-1"], "train.batch_size=0: must be an integer >= 1\n  train.lr=-1.0: must be a number > 0"),
+    (["max_steps=abc"], "config key 'max_steps': 'abc' is not an integer"),
+    (["model.num_slot=3"], "unknown config key 'model.num_slot'; did you mean 'model.num_slots'?"),
+    (["num_slot=3"], "unknown config key 'num_slot'; did you mean 'model.num_slots'?"),
+    (["slot_init=random"], "model.slot_init='random': must be one of ['learned', 'gaussian']"),
+    (["slot_dim=15"], "model.slot_dim=15 is not divisible by model.predictor_heads=4"),
+    (["model.backbone=resnet18"], "model.backbone='resnet18' is a timm resnet model, not a Vision Transformer"),
+    (["device=gpu"], "train.device='gpu': expected auto, cpu, cuda or cuda:<index>"),
+    (["objective.name=srl"], "unknown objective.name 'srl'"),
+    (["max_steps"], "override 'max_steps' is not of the form key=value"),
+])
+def test_bad_config_values_are_refused_before_anything_is_written(smoke, capsys, sets, expected):
+    err = refused(["train", "--profile", "smoke", "--name", "new", *smoke["sets"], *sets], capsys, smoke["runs"])
+    assert expected in err
+    assert not (smoke["runs"] / "new").exists()
+
+
+def test_backbone_refusal_lists_the_supported_families(smoke, capsys):
+    err = refused(["train", "--profile", "smoke", "--name", "new", *smoke["sets"], "model.backbone=resnet18"], capsys,
+                  smoke["runs"])
+    assert "vit_*" in err and "deit_*" in err and "--set model.backbone=vit_small_patch14_dinov2" in err
+
+
+def test_one_slot_trains_with_a_warning(smoke):
+    with pytest.warns(UserWarning, match="model.num_slots=1: a single slot takes every pixel"):
+        assert main(["train", "--profile", "smoke", "--name", "one", "--no-progress", *smoke["sets"], "num_slots=1",
+                     "max_steps=2"]) == 0
+
+
+@pytest.mark.parametrize("content,suffix,expected", [
+    (b"not a checkpoint at all", ".pt", "is not a weights-only torch file (UnpicklingError"),
+    (b"\x01\x00", ".safetensors", "is not a readable .safetensors file"),
+    (None, ".pth", "is not a weights-only torch file"),  # pickled code
+    (b"", ".npz", "unsupported checkpoint type '.npz'"),
+])
+def test_weights_files_of_the_wrong_format_are_named(smoke, tmp_path, capsys, content, suffix, expected):
+    path = tmp_path / f"weights{suffix}"
+    if content is None:
+        torch.save({"patch_embed.proj.weight": torch.zeros(1), "hook": Exotic()}, path)
+    else:
+        path.write_bytes(content)
+    err = refused(["train", "--profile", "smoke", "--name", "new", *smoke["sets"], f"model.weights={path}"], capsys,
+                  smoke["runs"], tmp_path)
+    assert str(path) in err and expected in err and "weights_only=False" not in err
+
+
+class Exotic:
+    pass
+
+
+def test_checkpoints_that_are_not_ours_or_missing(smoke, tmp_path, capsys):
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": 1, "obj": Exotic()}, evil)
+    err = refused(["evaluate", "--checkpoint", str(evil)], capsys, tmp_path)
+    assert "cannot load checkpoint" in err and "Unsupported global" in err and "weights_only=False" not in err
+    assert "evaluate --official" in err
+    err = refused(["evaluate", "--checkpoint", str(tmp_path / "missing.pt")], capsys, tmp_path)
+    assert "missing.pt does not exist" in err
+    err = refused(["train", "--profile", "smoke", "--name", "b", "--init-from", str(tmp_path / "missing.pt"),
+                   *smoke["sets"]], capsys, smoke["runs"])
+    assert "missing.pt does not exist" in err and not (smoke["runs"] / "b").exists()
+
+
+def test_missing_data_folder(smoke, tmp_path, capsys):
+    err = refused(["train", "--profile", "smoke", "--name", "new", "--data-root", str(tmp_path / "nowhere"), "--set",
+                   f"train.run_root={smoke['runs']}"], capsys, smoke["runs"])
+    assert "nowhere" in err and "does not exist" in err and "make_synthetic.py --profile smoke" in err
+
+
+def test_nan_loss_stops_with_one_message(smoke, capsys, monkeypatch):
+    poison_objective(monkeypatch, "recon", at_step=0)
+    capsys.readouterr()
+    assert main(["train", "--profile", "smoke", "--name", "nan", "--no-progress", *smoke["sets"]]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: step 0: loss term 'recon' is nan")
+    assert "no checkpoint was written yet" in err and "fix: lower train.lr" in err
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--seeds", "0,x"], "--seeds: 'x' is not an integer"),
+    (["--seeds", "0,-1"], "--seeds: -1 is below 0"),
+    (["--slots", "4,0"], "--slots: 0 is below 1"),
+    (["--slots", "4,four"], "--slots: 'four' is not an integer"),
+    (["--objectives", "baseline,srl"], "--objectives: 'srl' is not one of baseline, dense, ssync"),
+    (["--branch", "baseline"], "--branch: 'baseline' is not one of ssync, dense"),
+    (["--columns", "decoder/video/fgari"], "--columns: 'decoder/video/fgari' is not one of"),
+    (["--name", "a/b"], "--name: 'a/b' is not a plain folder name"),
+    (["--seeds", "1,1"], "--seeds: '1,1' repeats a value"),
+    (["--set", "num_slot=3"], "did you mean 'model.num_slots'?"),
+])
+def test_experiment_arguments_are_checked_with_their_name(smoke, tmp_path, capsys, args, expected):
+    err = refused(["experiment", "--profile", "smoke", "--set", f"train.run_root={tmp_path}", *args], capsys, tmp_path)
+    assert expected in err
+    assert not (tmp_path / "experiments").exists()
+
+
+# ----------------------------------------------------------------------------- data
+
+def movi_data(root: Path, size=(32, 32), count=6, empty_masks=False) -> Path:
+    """MOVi-layout shards written by the project (with checksums): ``count`` train and val videos of 6 frames."""
+    from ssync_lib.data.movi import make_sample, write_shards
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        samples = []
+        for i in range(count):
+            video = rng.integers(0, 255, (6, *size, 3), dtype=np.uint8)
+            masks = np.zeros((6, *size), np.uint8)
+            if not empty_masks:
+                masks[:, : size[0] // 2, : size[1] // 2] = 1
+            samples.append(make_sample(f"{i:06d}", video, masks))
+        write_shards(samples, root / split)
+    return root
+
+
+def evaluate_on(smoke, root: Path, out: Path) -> list[str]:
+    return ["evaluate", "--run", str(smoke["runs"] / "four"), "--no-progress", "--out", str(out), "--data-root",
+            str(root), "--set", "data.source=movi"]
+
+
+def test_non_square_frames_warn_that_they_are_stretched(smoke, tmp_path):
+    root = movi_data(tmp_path / "wide", size=(32, 48))
+    with pytest.warns(DataWarning, match=r"frames are 32x48 \(height x width\), not square: frames and masks are "
+                                         r"resized to 32x32 .*aspect ratio is not kept"):
+        assert main(evaluate_on(smoke, root, tmp_path / "m.json")) == 0
+
+
+def test_training_reads_the_intact_videos_of_a_shard_damaged_in_the_middle(smoke, tmp_path):
+    root = movi_data(tmp_path / "damaged")
+    shard = root / "train" / "shard-000000.tar"
+    with tarfile.open(shard) as tar:
+        member = tar.getmember("000002.video.npy")
+    raw = bytearray(shard.read_bytes())
+    raw[member.offset: member.offset_data] = b"x" * (member.offset_data - member.offset)  # its headers destroyed
+    shard.write_bytes(bytes(raw))
+    with pytest.warns(DataWarning, match=r"shard-000000\.tar: truncated or corrupt at bytes \d+-\d+: 5 intact videos "
+                                         r"read, 1 damaged videos skipped \(000002\)"):
+        assert main(["train", "--profile", "smoke", "--name", "damaged", "--no-progress", "--data-root", str(root),
+                     "--set", f"train.run_root={tmp_path}", "data.source=movi", "batch_size=2", "max_steps=2"]) == 0
+
+
+def test_a_corrupt_array_in_an_intact_tar_is_refused_by_its_checksum(smoke, tmp_path, capsys):
+    root = movi_data(tmp_path / "corrupt")
+    shard = root / "val" / "shard-000000.tar"
+    with tarfile.open(shard) as tar:
+        member = tar.getmember("000001.video.npy")
+    raw = bytearray(shard.read_bytes())
+    raw[member.offset_data + member.size // 2] ^= 0xFF
+    shard.write_bytes(bytes(raw))
+    err = refused(evaluate_on(smoke, root, tmp_path / "m.json"), capsys, root, smoke["runs"])
+    assert "sample '000001': 'video.npy' frame 2: sha256" in err and "does not match" in err
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_masks_without_objects_give_null_metrics_with_the_skipped_count(smoke, tmp_path):
+    root = movi_data(tmp_path / "empty", empty_masks=True)
+    out = tmp_path / "m.json"
+    with pytest.warns(DataWarning, match="masks have no object"):
+        assert main(evaluate_on(smoke, root, out)) == 0
+    text = out.read_text()
+    assert "NaN" not in text
+    metrics = json.loads(text)["metrics"]
+    assert metrics["decoder/video/fg_ari"] is None and metrics["decoder/video/fg_ari_skipped"] == 6
+    assert metrics["decoder/video/fg_ari_valid"] == 0
+    from ssync_lib.evaluate import read_metrics
+    assert math.isnan(read_metrics(out)["metrics"]["decoder/video/fg_ari"])
