@@ -8,7 +8,7 @@ smoke   seconds per notebook; CI. Tiny synthetic data, tiny model.
 cpu     teaching on a laptop (2 cores): the CPU recipe on the synthetic data (synth-easy).
 cpu_tex the same recipe on synth-tex, the textured level (3-8 objects that vary inside).
 movi_c, movi_e, ytvis, coco
-        the published configurations (method notes section 1 table) for GPU servers.
+        the published configurations (docs/method.md, the §1 table) for GPU servers.
 
 Overrides are ``key=value`` strings. A key is either dotted (``model.num_slots``) or a
 field name that is unique across the sections (``num_slots``). Values are parsed with
@@ -78,12 +78,12 @@ class ObjectiveConfig:
     w_recon: float = 1.0
     w_slot_contrast: float = 0.5
     slot_contrast_tau: float = 0.1
-    # SSync (method notes section 4)
+    # SSync (docs/method.md §4)
     merge_iou: float = 0.7
     w_ssync_dec: float = 1.0  # decoder alpha at boundaries vs merged encoder labels
     w_ssync_enc: float = 1.0  # slot-attention logits at interiors vs merged decoder labels
     ssync_warmup_frac: float = 0.3  # SSync losses off for the first 30% of steps
-    # Dense alignment, SRL (method notes section 3). Schedules are fractions of max_steps
+    # Dense alignment, SRL (docs/method.md §3). Schedules are fractions of max_steps
     # (MOVi-C: regulariser for steps 0-10k, contrastive losses from 20k, of 100k).
     dense_group: int = 4  # g frames per group, M = g * N tokens
     dense_tau: float = 0.1
@@ -201,7 +201,7 @@ def _profile_cpu_tex() -> Config:
 
 @dataclass(frozen=True)
 class Published:
-    """One published configuration, a row of the method notes' §1 table: what differs between data sets.
+    """One published configuration, a row of docs/method.md's §1 table: what differs between data sets.
     Everything else (batch 64 of 4-frame chunks, warm-up 2,500 steps, clip 0.05, learned slot init, DINOv2
     features of the last block) is shared and set in ``published_config``."""
     source: str  # data reader: movi | ytvis | coco

@@ -1,4 +1,4 @@
-"""SSync's premises, measured against ground truth (issue 17; method notes §4).
+"""SSync's premises, measured against ground truth (issue 17; docs/method.md §4).
 
 SSync lets the encoder's slot-attention labels teach the decoder on boundary patches and the decoder's alpha labels
 teach the encoder on interior patches, after merging redundant slots. That helps only where its premises hold: the

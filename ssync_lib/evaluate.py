@@ -1,4 +1,4 @@
-"""Evaluation on whole validation videos (method notes §2).
+"""Evaluation on whole validation videos (docs/method.md §2).
 
     metrics = evaluate(model, cfg)               # flat dict, see below
     metrics = evaluate_run("runs/smoke-ssync")   # loads last.pt, writes runs/smoke-ssync/metrics.json

@@ -9,7 +9,7 @@ finished run), ``table.md`` (mean +- std over seeds) and the plots. ``--results 
 files (and every run's metrics.json and log.csv) to DIR, with the command, commit and machine.
 
 Branching (``--branch ssync``, the default): the baseline and SSync are identical for the first 30% of the
-steps (SSync's warm-up, method notes §4.6), so the SSync run starts from the baseline run's checkpoint at
+steps (SSync's warm-up, docs/method.md §4.6), so the SSync run starts from the baseline run's checkpoint at
 that step (model, Adam state, lr schedule, data order and RNG) instead of repeating it. Dense alignment is
 not branched by default: its redundancy regulariser acts during the first 10% of the steps (§3).
 

@@ -1,4 +1,4 @@
-"""Object-discovery metrics on integer label maps (method notes §2): FG-ARI, mBO, mIoU.
+"""Object-discovery metrics on integer label maps (docs/method.md §2): FG-ARI, mBO, mIoU.
 
     pred = masks_to_labels(out.masks.unflatten(-1, model.grid), size=true.shape[-2:])  # B T H W
     fg_ari(pred, true)                  # (B,)   video level: all frames of a clip pooled

@@ -28,7 +28,7 @@ the whole forward pass against the public code's outputs on the same weights):
 
 Not in the public checkpoints, kept from this library's own initialisation: the ViT's final norm (and timm's
 head / fc_norm where present). Neither is used: the features are the last block's output before the final norm
-(method notes §1.1), as in the public feature extractor, which drops those modules.
+(docs/method.md §1.1), as in the public feature extractor, which drops those modules.
 """
 from __future__ import annotations
 

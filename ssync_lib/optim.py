@@ -1,4 +1,4 @@
-"""The optimiser and the learning-rate schedule (method notes §1.8).
+"""The optimiser and the learning-rate schedule (docs/method.md §1.8).
 
     optimizer = build_optimizer(model, objective, cfg.train)      # Adam, group 0 model, group 1 objective
     scheduler = build_scheduler(optimizer, cfg.train, step=0)     # linear warm-up, then exponential decay

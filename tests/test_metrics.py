@@ -1,5 +1,5 @@
 """Metrics against independent references: scikit-learn's ARI, plain loops for mBO, and a loop with
-scipy's linear_sum_assignment for mIoU (method notes §2)."""
+scipy's linear_sum_assignment for mIoU (docs/method.md §2)."""
 import math
 
 import numpy as np

@@ -12,7 +12,7 @@ def _reference_factor(step, warmup, max_steps):
     return 0.5 ** ((step - warmup) / (max_steps - warmup))
 
 
-def test_schedule_factor_matches_the_method_notes():
+def test_schedule_factor_matches_docs_method():
     fn = WarmupExpDecay(warmup_steps=2500, max_steps=100_000)
     for step in [0, 1, 1249, 2499, 2500, 2501, 51_250, 99_999, 100_000]:
         assert fn(step) == pytest.approx(_reference_factor(step, 2500, 100_000), rel=1e-12)

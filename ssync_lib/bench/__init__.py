@@ -1,6 +1,6 @@
 """Benchmarks, one module each, one command line (``cli.py``): the cost of alignment, dense against selective
 (``alignment``), the speed of SSync's pseudo-labels (``labels``), the parts of a training step (``step``) and the
-metrics (``metric_speed``); method notes §3 cost, §4.7. Their figures are in ``ssync_lib.viz.bench``.
+metrics (``metric_speed``); docs/method.md §3 cost, §4.7. Their figures are in ``ssync_lib.viz.bench``.
 
     python -m ssync_lib.bench alignment | labels | step | metrics     # see cli.py
 

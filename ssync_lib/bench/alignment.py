@@ -1,4 +1,4 @@
-"""The cost of alignment (method notes §3 cost, §4.7): dense alignment (SRL's two losses, direct and chunked)
+"""The cost of alignment (docs/method.md §3 cost, §4.7): dense alignment (SRL's two losses, direct and chunked)
 against SSync's labels and losses, time and peak memory of the forward + backward pass over T*N tokens per clip.
 
     df = run_alignment(sizes=(64, 256), batch=1); alignment_summary(df); viz.plot_alignment(df)
@@ -29,7 +29,7 @@ def _grid(patches: int) -> tuple[int, int]:
 
 def dense_alignment_step(M: int, chunk: int, batch: int = 1, dim: int = 64, feature_dim: int = 384,
                          num_slots: int = 11, k: int = 32, seed: int = 0, device: torch.device | str = "cpu"):
-    """Both SRL losses (method notes §3) on random inputs of one group of M tokens per clip -> step(), which runs
+    """Both SRL losses (docs/method.md §3) on random inputs of one group of M tokens per clip -> step(), which runs
     the forward and backward pass, direct (chunk = 0) or `chunk` anchor rows at a time, and returns (loss, grads)."""
     gen = torch.Generator().manual_seed(seed)
     recon, proj = (torch.randn(batch, M, dim, generator=gen).to(device).requires_grad_() for _ in range(2))  # B M d
@@ -49,7 +49,7 @@ def dense_alignment_step(M: int, chunk: int, batch: int = 1, dim: int = 64, feat
 
 def ssync_step(frames: int, grid: tuple[int, int], batch: int = 1, num_slots: int = 11, merge_iou: float = 0.7,
                seed: int = 0, device: torch.device | str = "cpu"):
-    """SSync's pseudo-labels and both losses (method notes §4) on random slot logits B T S N (N = H*W) -> step(),
+    """SSync's pseudo-labels and both losses (docs/method.md §4) on random slot logits B T S N (N = H*W) -> step(),
     which runs the labels, the forward and the backward pass and returns (loss, grads)."""
     gen = torch.Generator().manual_seed(seed)
     shape = (batch, frames, num_slots, grid[0] * grid[1])
@@ -68,7 +68,7 @@ def ssync_step(frames: int, grid: tuple[int, int], batch: int = 1, num_slots: in
 def dense_alignment_memory(sizes: Iterable[int] = (256, 512, 1024, 2304), chunk: int = 256, batch: int = 1,
                            dim: int = 64, feature_dim: int = 384, num_slots: int = 11, k: int = 32,
                            seed: int = 0) -> list[dict]:
-    """Peak CPU memory of the forward and backward pass of both SRL losses (method notes §3) for M tokens per
+    """Peak CPU memory of the forward and backward pass of both SRL losses (docs/method.md §3) for M tokens per
     group, direct (B x M x M) against chunked (`chunk` rows at a time). One dict per M, with the bytes per pairwise
     entry (peak / (batch * M * M)) for comparison with the public code's ~55."""
     rows = []
@@ -154,7 +154,7 @@ def run_alignment(sizes: Iterable[int] = ALIGNMENT_SIZES, batch: int = 1, frames
         df["rss_bytes"] = [np.nan if b is None else next(rss_bytes) for b in builders]
     df["peak_mb"] = df["peak_bytes"] / MB
     df["time_ms"] = df["seconds"] * 1e3
-    df["bytes_per_pair"] = df["peak_bytes"] / (df["batch"] * df["tokens"] ** 2)  # method notes §3: ~55 for SRL
+    df["bytes_per_pair"] = df["peak_bytes"] / (df["batch"] * df["tokens"] ** 2)  # docs/method.md §3: ~55 for SRL
     return df
 
 

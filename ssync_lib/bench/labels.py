@@ -1,4 +1,4 @@
-"""The speed of SSync's pseudo-labels (method notes §4.7): the vectorised ``pseudo_labels`` against the loop
+"""The speed of SSync's pseudo-labels (docs/method.md §4.7): the vectorised ``pseudo_labels`` against the loop
 reference ``objectives.ssync_reference.loop_pseudo_labels`` (a correctness oracle: Python loops over the batch,
 frames, slot pairs and components), outputs checked equal, on model-like slot logits at the MOVi-C and
 YouTube-VIS shapes.
@@ -30,7 +30,7 @@ class LabelShape:
     merge_iou: float
 
 
-LABEL_SHAPES = {"MOVi-C": LabelShape(64, 4, 11, (24, 24), 0.7),  # method notes §1 table: ViT-S/14 at 336 px
+LABEL_SHAPES = {"MOVi-C": LabelShape(64, 4, 11, (24, 24), 0.7),  # docs/method.md §1 table: ViT-S/14 at 336 px
                 "YTVIS": LabelShape(64, 4, 7, (37, 37), 0.6)}  # ViT-B/14 at 518 px
 
 

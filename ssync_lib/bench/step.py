@@ -1,4 +1,4 @@
-"""The parts of a training step (method notes §4.7): encoder, slot attention + predictor, decoder, each loss term,
+"""The parts of a training step (docs/method.md §4.7): encoder, slot attention + predictor, decoder, each loss term,
 SSync's labels and losses, dense alignment; each part's share of the SSync and of the SRL step.
 
     df = run_step("smoke")

@@ -2,7 +2,7 @@
 
 A reader (movi.py, ytvis.py, davis.py) lists its videos as `Record`s and implements
 `_load(record, start, stop)` returning uint8 frames (t,H,W,3) and integer masks (t,H,W) or None.
-`VideoDataset` turns them into items (method notes §5; non-square frames are stretched to the square input
+`VideoDataset` turns them into items (docs/method.md §5; non-square frames are stretched to the square input
 size, with one `DataWarning` per frame size that says so):
 
     {"video": float32 (T,3,S,S)  bilinear to S = input_size, ImageNet-normalised,

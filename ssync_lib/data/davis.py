@@ -1,4 +1,4 @@
-"""DAVIS 2017: JPEG frames and palette-PNG instance masks per frame (method notes §5).
+"""DAVIS 2017: JPEG frames and palette-PNG instance masks per frame (docs/method.md §5).
 
 Layout (the official DAVIS-2017 trainval archive)::
 

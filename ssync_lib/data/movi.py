@@ -1,4 +1,4 @@
-"""MOVi-C/E (and the synthetic benchmark): webdataset tar shards of `.npy` members (method notes §5).
+"""MOVi-C/E (and the synthetic benchmark): webdataset tar shards of `.npy` members (docs/method.md §5).
 
 Layout::
 

@@ -1,4 +1,4 @@
-"""YouTube-VIS 2021: JPEG frames per video folder and COCO-style RLE instance masks (method notes §5).
+"""YouTube-VIS 2021: JPEG frames per video folder and COCO-style RLE instance masks (docs/method.md §5).
 
 Layout (as unpacked from the official archives)::
 
@@ -10,7 +10,7 @@ Layout (as unpacked from the official archives)::
 RLEs are decoded with pycocotools; both the uncompressed form of the official file (`counts` a list)
 and the compressed form (`counts` a string) are read. Masks: instance ids 1..K in annotation order,
 a later instance painted over an earlier one where they overlap; 0 = unlabelled (YouTube-VIS has no
-background class; the metrics score labelled pixels only, method notes §2).
+background class; the metrics score labelled pixels only, docs/method.md §2).
 
 Splits: with `val_last > 0` (the common practice, 300) the last `val_last` videos of the training
 file form the validation split and the others the training split; with `val_last = 0` the splits are

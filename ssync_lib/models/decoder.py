@@ -1,4 +1,4 @@
-"""MLP broadcast decoder (method notes §1.6)."""
+"""MLP broadcast decoder (docs/method.md §1.6)."""
 from __future__ import annotations
 
 import torch

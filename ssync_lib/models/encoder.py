@@ -1,4 +1,4 @@
-"""Frozen timm ViT backbone (method notes §1.1).
+"""Frozen timm ViT backbone (docs/method.md §1.1).
 
     enc = FrozenViT("vit_small_patch14_dinov2", weights="timm", input_size=336)
     feats = enc(images)  # (B, N, D) with N = 24 * 24, D = 384
@@ -142,7 +142,7 @@ def create_vit(name: str, weights: str, input_size: int, **backbone_kwargs) -> n
 
 
 class FrozenViT(nn.Module):
-    """A frozen timm ViT returning patch tokens of one block (method notes §1.1).
+    """A frozen timm ViT returning patch tokens of one block (docs/method.md §1.1).
 
     Args:
         name: timm model name (``vit_small_patch14_dinov2``, ``vit_base_patch8_224.dino``, ...).

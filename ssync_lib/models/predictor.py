@@ -1,4 +1,4 @@
-"""Slot propagation between frames (method notes §1.5)."""
+"""Slot propagation between frames (docs/method.md §1.5)."""
 from __future__ import annotations
 
 import torch

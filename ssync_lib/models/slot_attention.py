@@ -1,4 +1,4 @@
-"""Feature projection, slot initialisation and slot attention (method notes §1.2-§1.4).
+"""Feature projection, slot initialisation and slot attention (docs/method.md §1.2-§1.4).
 
 Shapes: B batch, S slots, N patches, D backbone dim, d slot dim.
 """

@@ -1,4 +1,4 @@
-"""The video slot model: VideoSAUR's architecture, trained as in SlotContrast (method notes §1).
+"""The video slot model: VideoSAUR's architecture, trained as in SlotContrast (docs/method.md §1).
 
     model = create_model(cfg.model, cfg.data.input_size)
     out = model(video)  # video (B, T, 3, H, W) normalised -> ModelOutput

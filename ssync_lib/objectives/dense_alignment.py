@@ -1,4 +1,4 @@
-"""Dense alignment, the SRL baseline (method notes §3): two SupCon-style contrastive losses over all pairs of
+"""Dense alignment, the SRL baseline (docs/method.md §3): two SupCon-style contrastive losses over all pairs of
 patches of a group of g frames (M = g*N tokens), and the slot-redundancy regulariser.
 
 The sums over the same-label sets A_i, D_i are linear in M (a_i . sum_j x_j, per-label sums); only the

@@ -1,4 +1,4 @@
-"""The one objective the training loop uses, chosen by name (method notes §1.7, §3, §4).
+"""The one objective the training loop uses, chosen by name (docs/method.md §1.7, §3, §4).
 
     objective = build_objective(cfg.objective, feature_dim=D, slot_dim=d, max_steps=cfg.train.max_steps)
     optimizer = Adam([*model.parameters(), *objective.parameters()])   # "dense" holds SRL's projections

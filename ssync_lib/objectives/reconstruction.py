@@ -1,4 +1,4 @@
-"""Feature reconstruction loss (method notes §1.7)."""
+"""Feature reconstruction loss (docs/method.md §1.7)."""
 from __future__ import annotations
 
 import torch

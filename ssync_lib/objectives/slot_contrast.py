@@ -1,4 +1,4 @@
-"""SlotContrast's slot-slot contrastive loss (method notes §1.7)."""
+"""SlotContrast's slot-slot contrastive loss (docs/method.md §1.7)."""
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,4 @@
-"""SSync: the slot-attention encoder and the decoder teach each other where they are reliable (method notes §4).
+"""SSync: the slot-attention encoder and the decoder teach each other where they are reliable (docs/method.md §4).
 
 Works with any slot model that gives per-patch slot logits for its encoder (slot attention) and its decoder
 (alpha). Shapes: B batch, T frames, S slots, N = H*W patches.

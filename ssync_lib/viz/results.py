@@ -85,7 +85,7 @@ def plot_slot_sweep(summary: pd.DataFrame, metrics: Sequence[str] = SWEEP_METRIC
     """Metrics against the slot count, one line per objective, mean and sd over seeds (the sweep's
     ``summary.csv``: one row per run, columns ``objective``, ``slots``, ``seed`` and the metric keys).
     With ``paper`` (e.g. ``PAPER_SLOT_ROBUSTNESS``) a second row of panels shows the published MOVi-C
-    numbers (method notes §4.8, in %) of the same metric (matched by its last name: fg_ari, mbo)."""
+    numbers (docs/method.md §4.8, in %) of the same metric (matched by its last name: fg_ari, mbo)."""
     missing = [c for c in ("objective", "slots", *metrics) if c not in summary.columns]
     if missing:
         raise KeyError(f"sweep summary lacks columns {missing}; columns: {list(summary.columns)}")

@@ -1,5 +1,5 @@
 """SSync's pseudo-labels drawn: slot coverage, the IoU matrix, the merge graph, boundary and interior patches
-(method notes §4.2-§4.4). Shapes as in ``viz.arrays``.
+(docs/method.md §4.2-§4.4). Shapes as in ``viz.arrays``.
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def plot_boundary_interior(frames, enc_labels, dec_labels, boundary, interior, n
 
 def plot_coverage(coverage, t: int = 0, title: str | None = None) -> Figure:
     """Coverage masks (T, S, h, w) bool at frame ``t``: where each slot's attention logit exceeds
-    its own mean over the clip (method notes section 4.2)."""
+    its own mean over the clip (docs/method.md §4.2)."""
     cov = to_numpy(coverage).astype(bool)
     num_slots = cov.shape[1]
     colors = slot_colors(num_slots)

@@ -1,4 +1,4 @@
-"""Frozen timm ViT encoder (method notes §1.1): grids, feature choice, weight loading, clear errors."""
+"""Frozen timm ViT encoder (docs/method.md §1.1): grids, feature choice, weight loading, clear errors."""
 import os
 import subprocess
 import sys

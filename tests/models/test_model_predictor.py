@@ -1,4 +1,4 @@
-"""Slot predictor: one pre-norm transformer block over the slots (method notes §1.5)."""
+"""Slot predictor: one pre-norm transformer block over the slots (docs/method.md §1.5)."""
 import torch
 import torch.nn.functional as F
 

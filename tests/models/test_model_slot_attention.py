@@ -1,4 +1,4 @@
-"""Projection MLP, slot initialisation and slot attention (method notes §1.2-§1.4)."""
+"""Projection MLP, slot initialisation and slot attention (docs/method.md §1.2-§1.4)."""
 import torch
 import torch.nn.functional as F
 

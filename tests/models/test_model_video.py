@@ -1,4 +1,4 @@
-"""The video slot model end to end (method notes §1): shapes, gradients, frozen encoder, determinism."""
+"""The video slot model end to end (docs/method.md §1): shapes, gradients, frozen encoder, determinism."""
 import pytest
 import torch
 

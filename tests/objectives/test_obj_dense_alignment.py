@@ -1,4 +1,4 @@
-"""SRL's dense alignment and slot-redundancy regulariser against plain-loop versions (method notes §3)."""
+"""SRL's dense alignment and slot-redundancy regulariser against plain-loop versions (docs/method.md §3)."""
 import pytest
 import torch
 import torch.nn.functional as F

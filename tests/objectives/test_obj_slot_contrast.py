@@ -1,4 +1,4 @@
-"""Reconstruction and SlotContrast's slot-slot loss against plain-loop versions (method notes §1.7)."""
+"""Reconstruction and SlotContrast's slot-slot loss against plain-loop versions (docs/method.md §1.7)."""
 import pytest
 import torch
 

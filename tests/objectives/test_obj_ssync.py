@@ -1,4 +1,4 @@
-"""SSync pseudo-labels and losses against plain-loop versions (method notes §4)."""
+"""SSync pseudo-labels and losses against plain-loop versions (docs/method.md §4)."""
 import math
 
 import pytest
