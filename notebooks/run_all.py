@@ -12,6 +12,7 @@ papermill's injected-parameters cell and run metadata, so the parameters cell ke
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import sys
 import time
@@ -43,17 +44,68 @@ def notebook_paths(only: list[str]) -> list[Path]:
     return paths
 
 
-def render_html(executed: list[Path], html_dir: Path) -> Path:
+# One line per notebook for the report's index, and the metrics (keys of its notebooks_metrics JSON) it quotes.
+DESCRIPTIONS = {
+    "01": ("the data: videos with instance masks, the synthetic levels, objects per video and their size",
+           ["val_videos", "synth-easy/objects_per_video", "synth-hard/objects_per_video", "synth-easy/mean_area_frac"]),
+    "02": ("the base model (VideoSAUR + SlotContrast): slot maps, which slot holds which object, slot attention's "
+           "iterations, the reconstruction, slot vectors, metrics",
+           ["attention/fg_ari", "decoder/fg_ari", "attention/mbo", "decoder/mbo"]),
+    "03": ("dense alignment (SRL): the positives of one patch, the quadratic cost, the trained model beside the baseline",
+           ["baseline/decoder/fg_ari", "dense/decoder/fg_ari", "dense/attention/fg_ari", "dense/decoder/mbo",
+            "dense_bytes_per_pair"]),
+    "04": ("SSync: merged pseudo-labels, boundary and interior patches, the three objectives side by side",
+           ["ssync/decoder/fg_ari", "ssync/attention/fg_ari", "ssync/decoder/mbo", "boundary_share", "interior_share"]),
+    "05": ("robustness to the number of slots: the sweep over slot counts and seeds",
+           []),
+}
+
+
+def _headline(number: str, metrics: dict) -> str:
+    """The notebook's headline numbers as ``key value`` pairs: its listed keys, else its first six."""
+    keys = [k for k in DESCRIPTIONS.get(number, ("", []))[1] if k in metrics] or sorted(metrics)[:6]
+    return ", ".join(f"{k} {metrics[k]:.3g}" for k in keys)
+
+
+def _nav(pages: list[str], i: int) -> str:
+    prev = f'<a href="{pages[i - 1]}.html">&larr; {pages[i - 1]}</a>' if i > 0 else "<span></span>"
+    nxt = f'<a href="{pages[i + 1]}.html">{pages[i + 1]} &rarr;</a>' if i + 1 < len(pages) else "<span></span>"
+    return ('<nav style="display:flex;justify-content:space-between;max-width:1100px;margin:8px auto;'
+            f'font-family:sans-serif">{prev}<a href="index.html">index</a>{nxt}</nav>')
+
+
+def render_html(executed: list[Path], html_dir: Path, profile: str = "", metrics_dir: Path | None = None) -> Path:
+    """Each executed notebook as an HTML page with links to the previous / next page and the index; the index
+    names the profile and gives one line per notebook: what it shows and its headline numbers, read from
+    ``metrics_dir/<NN>_<profile>.json`` (``run_cache.write_notebook_metrics``) where that file exists."""
     html_dir.mkdir(parents=True, exist_ok=True)
     exporter = HTMLExporter()
-    links = []
-    for path in executed:
+    pages = [path.stem for path in executed]
+    items = []
+    for i, path in enumerate(executed):
         body, _ = exporter.from_notebook_node(nbformat.read(path, as_version=4))
+        nav = _nav(pages, i)
+        head, sep, rest = body.partition("<body")
+        if sep:
+            tag_end = rest.index(">") + 1
+            body = head + sep + rest[:tag_end] + nav + rest[tag_end:]
+            body = body.replace("</body>", nav + "</body>", 1)
         (html_dir / f"{path.stem}.html").write_text(body, encoding="utf-8")
-        links.append(f'<li><a href="{path.stem}.html">{path.stem}</a></li>')
+        number = path.stem[:2]
+        line = DESCRIPTIONS.get(number, ("", []))[0]
+        metrics_path = metrics_dir / f"{number}_{profile}.json" if metrics_dir is not None else None
+        numbers = ""
+        if metrics_path is not None and metrics_path.exists():
+            numbers = _headline(number, json.loads(metrics_path.read_text()))
+        items.append(f'<li><a href="{path.stem}.html">{path.stem}</a>' + (f": {html.escape(line)}" if line else "")
+                     + (f"<br><small>{html.escape(numbers)}</small>" if numbers else "") + "</li>")
     index = html_dir / "index.html"
-    index.write_text("<html><body><h1>SSync companion: executed notebooks</h1><ul>"
-                     + "".join(links) + "</ul></body></html>", encoding="utf-8")
+    index.write_text("<html><head><meta charset='utf-8'><title>SSync companion notebooks</title></head>"
+                     "<body style='font-family:sans-serif;max-width:1000px;margin:auto'>"
+                     f"<h1>SSync companion: executed notebooks</h1><p>profile <b>{html.escape(profile)}</b>"
+                     " (ssync_lib/config.py); headline numbers as the notebooks wrote them"
+                     " (run_cache.write_notebook_metrics).</p><ul>" + "".join(items) + "</ul></body></html>",
+                     encoding="utf-8")
     return index
 
 
@@ -91,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         executed.append(target)
         if args.write_back:
             write_back(target, path)
-    index = render_html(executed, out_dir / "html")
+    run_root = Path(str(params.get("run_root", "runs"))).expanduser()
+    run_root = run_root if run_root.is_absolute() else HERE.parent / run_root  # as config.resolve_path does
+    index = render_html(executed, out_dir / "html", profile=args.profile, metrics_dir=run_root / "notebooks_metrics")
     for name, seconds in timings:
         print(f"{name:32s} {seconds:8.1f} s")
     print(f"{'total':32s} {sum(s for _, s in timings):8.1f} s\nreport: {index}")

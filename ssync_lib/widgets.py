@@ -18,8 +18,9 @@ from ssync_lib import viz
 
 
 def explore(frames, maps: Mapping[str, object], num_labels: int, interactive: bool = True,
-            frames_to_show: Sequence[int] | None = None, title: str | None = None):
-    """Show the explorer for one clip. ``frames`` (T, 3, H, W) in [0, 1]; ``maps`` name -> map.
+            frames_to_show: Sequence[int] | None = None, title: str | None = None, label: str = "slot"):
+    """Show the explorer for one clip. ``frames`` (T, 3, H, W) in [0, 1]; ``maps`` name -> map; ``label``
+    names the labels in the selector and the legend (``"slot"``, or ``"id"`` for instance masks).
 
     Interactive: displays the widgets and returns the container. Static: draws
     ``viz.plot_explorer`` over ``frames_to_show`` (default: up to 6 frames) and returns the figure.
@@ -27,15 +28,15 @@ def explore(frames, maps: Mapping[str, object], num_labels: int, interactive: bo
     if not maps:
         raise ValueError("explore needs at least one map")
     if not interactive:
-        return viz.plot_explorer(frames, maps, num_labels, frames_to_show=frames_to_show, title=title)
+        return viz.plot_explorer(frames, maps, num_labels, frames_to_show=frames_to_show, title=title, label=label)
 
     import ipywidgets as W
     from IPython.display import display
 
     num_frames = len(frames)
     frame = W.IntSlider(value=0, min=0, max=num_frames - 1, description="frame", continuous_update=False)
-    slot = W.Dropdown(options=[("all slots", -1)] + [(f"slot {s}", s) for s in range(num_labels)],
-                      value=-1, description="slot")
+    slot = W.Dropdown(options=[(f"all {label}s", -1)] + [(f"{label} {s}", s) for s in range(num_labels)],
+                      value=-1, description=label)
     toggles = {name: W.ToggleButton(value=True, description=name) for name in maps}
     out = W.Output()
 
@@ -47,7 +48,7 @@ def explore(frames, maps: Mapping[str, object], num_labels: int, interactive: bo
                 print("switch on at least one map")
                 return
             fig = viz.plot_explorer(frames, shown, num_labels, frames_to_show=[frame.value],
-                                    slot=None if slot.value < 0 else slot.value, title=title)
+                                    slot=None if slot.value < 0 else slot.value, title=title, label=label)
             display(fig)
             plt.close(fig)
 

@@ -73,3 +73,26 @@ def test_write_back_drops_papermill_traces(tmp_path):
     assert [c.source for c in back.cells] == ["profile = 'cpu'", "print(1)"]
     assert "papermill" not in back.metadata and back.metadata.kernelspec.name == "python3"
     assert dict(back.cells[1].metadata) == {} and back.cells[1].outputs[0].text == "1\n"
+
+
+def test_html_report_index_and_page_links(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_all", NOTEBOOK_DIR / "run_all.py")
+    run_all = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_all)
+    executed = []
+    for name in ("01_data", "02_baseline"):
+        nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}})
+        nb.cells = [nbformat.v4.new_markdown_cell(f"# {name}")]
+        nbformat.write(nb, tmp_path / f"{name}.ipynb")
+        executed.append(tmp_path / f"{name}.ipynb")
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "02_cpu.json").write_text(json.dumps({"decoder/fg_ari": 0.5975, "attention/fg_ari": 0.6883}))
+    index = run_all.render_html(executed, tmp_path / "html", profile="cpu", metrics_dir=tmp_path / "metrics")
+    text = index.read_text()
+    assert "profile <b>cpu</b>" in text and "attention/fg_ari 0.688" in text and "decoder/fg_ari 0.598" in text
+    assert "the data: videos with instance masks" in text  # 01's line, without numbers (no JSON)
+    first, second = ((tmp_path / "html" / f"{n}.html").read_text() for n in ("01_data", "02_baseline"))
+    assert 'href="02_baseline.html"' in first and 'href="index.html"' in first
+    assert 'href="01_data.html"' in second and 'href="index.html"' in second

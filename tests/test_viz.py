@@ -113,6 +113,8 @@ def test_explorer_static_and_interactive(clip):
     fig = widgets.explore(frames, maps, num_labels=S, interactive=False)
     assert len(fig.axes) == 4 * len(viz.frame_indices(T))  # a row of frames, then one row per map
     assert [t.get_text() for t in fig.legends[0].get_texts()] == [f"slot {s}" for s in range(S)]
+    fig = widgets.explore(frames, {"masks": labels}, num_labels=S, interactive=False, label="id")
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [f"id {s}" for s in range(S)]
     fig = viz.plot_explorer(frames, maps, num_labels=S, frames_to_show=[2], slot=1)
     assert len(fig.axes) == 4
     box = widgets.explore(frames, maps, num_labels=S, interactive=True)

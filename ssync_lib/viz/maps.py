@@ -19,11 +19,13 @@ from ssync_lib.viz.arrays import (axes_grid, frame_indices, label_colors, pca_rg
 
 # ----------------------------------------------------------------------------- legends, outlines, label panels
 
-def add_slot_legend(fig: Figure, num_slots: int, extra: Sequence[Patch] = (), title: str = "slots"):
+def add_slot_legend(fig: Figure, num_slots: int, extra: Sequence[Patch] = (), title: str = "slots",
+                    label: str = "slot"):
     """A legend of the slot colours (``slot 0`` ... ``slot S-1``, the colours of :func:`slot_colors`) right of
-    the figure, plus any ``extra`` handles. Returns the legend."""
+    the figure, plus any ``extra`` handles; ``label`` names the entries (e.g. ``"id"`` for instance ids).
+    Returns the legend."""
     colors = slot_colors(num_slots)
-    handles = [Patch(facecolor=colors[s], edgecolor="black", linewidth=0.5, label=f"slot {s}")
+    handles = [Patch(facecolor=colors[s], edgecolor="black", linewidth=0.5, label=f"{label} {s}")
                for s in range(num_slots)] + list(extra)
     return fig.legend(handles=handles, loc="outside right upper", title=title, fontsize=8, title_fontsize=8,
                       frameon=False)
@@ -230,9 +232,10 @@ def draw_map(ax, frame, data, t: int, num_labels: int, slot: int | None = None) 
 
 
 def plot_explorer(frames, maps: Mapping[str, object], num_labels: int, frames_to_show: Sequence[int] | None = None,
-                  slot: int | None = None, title: str | None = None) -> Figure:
+                  slot: int | None = None, title: str | None = None, label: str = "slot") -> Figure:
     """The explorer's static view: a row of frames, then one row per map (see :func:`draw_map`), one column
-    per frame, and the slot legend. With a single frame the layout turns: one column per map."""
+    per frame, and the legend of the labels (``label`` names them: ``"slot"``, or ``"id"`` for instance masks).
+    With a single frame the layout turns: one column per map."""
     frames = to_numpy(frames)
     ts = list(frames_to_show) if frames_to_show is not None else frame_indices(len(frames))
     names = list(maps)
@@ -254,8 +257,8 @@ def plot_explorer(frames, maps: Mapping[str, object], num_labels: int, frames_to
             axes[i, 0].set_ylabel(name)
             for j, t in enumerate(ts):
                 draw_map(axes[i, j], frames[t], maps[name], t, num_labels, slot)
-    add_slot_legend(fig, num_labels)
-    fig.suptitle(title or ("all slots" if slot is None else f"slot {slot}"))
+    add_slot_legend(fig, num_labels, title=f"{label}s", label=label)
+    fig.suptitle(title or (f"all {label}s" if slot is None else f"{label} {slot}"))
     return fig
 
 
@@ -300,7 +303,7 @@ def plot_slot_tracks(masks, labels, num_labels: int, names: Mapping[int, str] | 
     axes[-1, 0].set_xlabel("frame t")
     add_slot_legend(fig, num_labels, extra=[Patch(facecolor="white", edgecolor="black", hatch="///",
                                                   label="same slot as\nthe background")])
-    fig.suptitle(title or "which slot covers most of each object, frame by frame")
+    fig.suptitle(title or "which slot covers most of each object")
     return fig
 
 
