@@ -159,7 +159,9 @@ def markdown_table(summary: pd.DataFrame, columns: list[str] | None = None) -> s
     """Mean +- std over seeds per objective and slot count (the mean alone for one seed). `columns` picks and
     orders summary columns (default: all of them): metrics and the object-sharing diagnostic (% of objects lost
     to the background slot / sharing a slot) in percent, as the field reports them; seconds per step; the
-    pseudo-label statistics as they are (merged slots per clip, shares already in %)."""
+    pseudo-label statistics as they are (merged slots per clip, shares already in %). A cell averages the runs
+    that have a value (runs evaluated before a diagnostic existed have none): ``(n=k)`` follows it when that is
+    fewer than the cell's seeds, ``–`` stands for none."""
     columns = columns or COLUMNS
     columns = [c for name in columns for c in COLUMN_SETS.get(name, [name])]  # a set's name stands for its columns
     unknown = [c for c in columns if c not in summary.columns]
@@ -167,15 +169,19 @@ def markdown_table(summary: pd.DataFrame, columns: list[str] | None = None) -> s
         raise ConfigKeyError(f"markdown_table: no column {unknown} in the summary; it has {list(summary.columns)}")
     grouped = summary.groupby(["objective", "slots"])
     mean, std, count = grouped[columns].mean(), grouped[columns].std(ddof=0), grouped.size()
+    present = grouped[columns].count()  # runs with a value, per cell
     head = ["objective", "slots", "seeds"] + [c.replace("/video/", " ").replace("pseudo_labels/", "") for c in columns]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
     def cell(key, column: str) -> str:
+        n = present.loc[key, column]
+        if n == 0:
+            return "–"
         if column == "sec_per_step":
             return f"{mean.loc[key, column]:.3f}"
         scale = 100 if column in METRIC_KEYS + SHARING_KEYS + PREMISE_FRACTIONS else 1
-        text = f"{scale * mean.loc[key, column]:.1f}"
-        return text + (f" ± {scale * std.loc[key, column]:.1f}" if count[key] > 1 else "")
+        text = f"{scale * mean.loc[key, column]:.1f}" + (f" ± {scale * std.loc[key, column]:.1f}" if n > 1 else "")
+        return text + (f" (n={n})" if n < count[key] else "")
 
     for key in mean.index:
         lines.append("| " + " | ".join([key[0], str(key[1]), str(count[key])] + [cell(key, c) for c in columns]) + " |")
@@ -251,7 +257,7 @@ def sweep_from_args(args) -> Sweep:
     if not seeds:
         raise ConfigError("--seeds: no seed given", fix="e.g. --seeds 0,1,2")
     slots = parse_list(args.slots, int, name="--slots", minimum=1)
-    parse_list(args.columns, name="--columns", allowed=COLUMNS)
+    parse_list(args.columns, name="--columns", allowed=COLUMNS + list(COLUMN_SETS))
     name = args.name or args.profile
     if Path(name).name != name or name in (".", ".."):
         raise ConfigError(f"--name: '{name}' is not a plain folder name", fix="give a name without '/' (e.g. easy)")

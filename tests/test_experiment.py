@@ -88,6 +88,14 @@ def test_markdown_table_picks_columns_and_gives_mean_and_population_std():
         markdown_table(summary, ["decoder/video/miou"])
 
 
+def test_markdown_table_averages_the_runs_that_have_a_value():
+    summary = pd.DataFrame({"objective": ["baseline"] * 3, "slots": [5] * 3,
+                            "decoder/video/fg_ari": [0.5, 0.6, 0.7], "merge_audit/pairs": [1.0, 3.0, float("nan")],
+                            "teaching/boundary/teacher_right_pct": [float("nan")] * 3})
+    table = markdown_table(summary, ["decoder/video/fg_ari", "merge_audit/pairs", "teaching/boundary/teacher_right_pct"])
+    assert table.splitlines()[-1] == "| baseline | 5 | 3 | 60.0 ± 8.2 | 2.0 ± 1.0 (n=2) | – |"
+
+
 def test_markdown_table_expands_a_named_column_set():
     summary = pd.DataFrame([{"objective": "baseline", "slots": 5, **{c: 0.5 for c in COLUMN_SETS["premises"]}}])
     named, spelled = markdown_table(summary, ["premises"]), markdown_table(summary, COLUMN_SETS["premises"])
