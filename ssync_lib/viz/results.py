@@ -90,14 +90,15 @@ def plot_slot_sweep(summary: pd.DataFrame, metrics: Sequence[str] = SWEEP_METRIC
     if missing:
         raise KeyError(f"sweep summary lacks columns {missing}; columns: {list(summary.columns)}")
     rows = 1 if paper is None else 2
-    fig, axes = plt.subplots(rows, len(metrics), figsize=(3.8 * len(metrics), 3.0 * rows), squeeze=False,
+    fig, axes = plt.subplots(rows, len(metrics), figsize=(4.6 * len(metrics), 3.2 * rows), squeeze=False,
                              layout="constrained")
     order = objective_order(summary["objective"])
     for j, metric in enumerate(metrics):
         sns.lineplot(data=summary, x="slots", y=metric, hue="objective", hue_order=order, marker="o",
                      errorbar="sd", ax=axes[0, j], legend=j == 0)
         seeds = summary.groupby(["objective", "slots"]).size()
-        axes[0, j].set(title=f"{metric} (here; {seeds.min()}-{seeds.max()} seeds, mean ± sd)",
+        seeds_text = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}-{seeds.max()}"
+        axes[0, j].set(title=f"{metric.replace('/video/', ' ')}: {seeds_text} seeds, mean ± sd",
                        xticks=sorted(summary["slots"].unique()), ylabel=metric.rsplit("/", 1)[-1])
         short = metric.rsplit("/", 1)[-1]
         if paper is not None and short in paper.columns:
