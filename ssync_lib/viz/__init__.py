@@ -2,9 +2,10 @@
 
     arrays.py    numpy from tensors, slot colours, overlays, PCA to RGB, upsampling, which slot holds which
                  object (no figures)
-    maps.py      frames, masks and slot maps over time (unblended, with the slot legend), slot tracks, slot
-                 attention's iterations, the reconstruction, slot vectors; dense alignment's patch sets; the
-                 widgets' panels
+    maps.py      frames, masks and slot maps over time (unblended, with the slot legend); dense alignment's
+                 patch sets; the widgets' panels
+    slots.py     what a slot is: which slot holds each object frame by frame, slot attention's iterations, the
+                 reconstruction beside its target, slot vectors
     ssync.py     SSync's coverage, IoU matrix, merge graph, boundary and interior patches
     results.py   training curves, metric bars, the slot-count sweep, object statistics
     bench.py     the benchmarks' figures
@@ -20,18 +21,19 @@ from ssync_lib.viz.arrays import (OBJECT_COLOUR_NAMES, SLOT_PALETTE, axes_grid, 
                                   to_image, to_numpy, track_summary, upsample_labels, upsample_maps)
 from ssync_lib.viz.bench import plot_alignment, plot_gradients, plot_labels, plot_metrics, plot_step
 from ssync_lib.viz.maps import (add_slot_legend, draw_ground_truth, draw_labels, draw_map, draw_outlines,
-                                plot_attention_iterations, plot_explorer, plot_frames, plot_map_rows, plot_patch_sets,
-                                plot_pca, plot_reconstruction, plot_slot_maps, plot_slot_tracks, plot_slot_vectors,
+                                plot_explorer, plot_frames, plot_map_rows, plot_patch_sets, plot_pca, plot_slot_maps,
                                 selection_overlay)
 from ssync_lib.viz.results import (NOT_LOSSES, PAPER_SLOT_ROBUSTNESS, SWEEP_METRICS, metrics_rows, objective_order,
                                    plot_loss_curves, plot_metric_bars, plot_object_stats, plot_slot_sweep,
                                    plot_sweep_curves, save_figure)
+from ssync_lib.viz.slots import plot_attention_iterations, plot_reconstruction, plot_slot_tracks, plot_slot_vectors
 from ssync_lib.viz.ssync import plot_boundary_interior, plot_coverage, plot_iou_matrix, plot_merge_graph
 
 __all__ = ["OBJECT_COLOUR_NAMES", "SLOT_PALETTE", "axes_grid", "frame_indices", "label_colors", "object_colour_names",
            "overlay", "pca_rgb", "slot_color_names", "slot_colors", "slot_tracks", "to_image", "to_numpy",
            "track_summary", "upsample_labels", "upsample_maps", "add_slot_legend", "draw_ground_truth", "draw_labels",
-           "draw_outlines", "plot_attention_iterations", "plot_reconstruction", "plot_slot_tracks", "plot_slot_vectors", "plot_alignment", "plot_gradients", "plot_labels", "plot_metrics", "plot_step",
+           "draw_outlines", "plot_attention_iterations", "plot_reconstruction", "plot_slot_tracks", "plot_slot_vectors",
+           "plot_alignment", "plot_gradients", "plot_labels", "plot_metrics", "plot_step",
            "draw_map", "plot_explorer", "plot_frames", "plot_map_rows", "plot_patch_sets", "plot_pca",
            "plot_slot_maps", "selection_overlay", "NOT_LOSSES", "PAPER_SLOT_ROBUSTNESS", "SWEEP_METRICS",
            "metrics_rows", "objective_order", "plot_loss_curves", "plot_metric_bars", "plot_object_stats",
