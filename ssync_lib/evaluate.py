@@ -34,7 +34,8 @@ from tqdm.auto import tqdm
 
 from ssync_lib import metrics as M
 from ssync_lib.checkpoint import load_checkpoint, load_module_state
-from ssync_lib.config import Config, apply_overrides, get_config, project_root, resolve_path, validate
+from ssync_lib.config import Config, apply_overrides, get_config, project_root, resolve_path
+from ssync_lib.config_checks import validate
 from ssync_lib.data import build_dataset, check_data_root
 from ssync_lib.diagnostics import accumulate, premise_means, premise_statistics
 from ssync_lib.errors import ConfigError

@@ -32,7 +32,8 @@ import pandas as pd
 import torch
 
 from ssync_lib import viz
-from ssync_lib.config import Config, apply_overrides, get_config, resolve_path, validate
+from ssync_lib.config import Config, apply_overrides, get_config, resolve_path
+from ssync_lib.config_checks import validate
 from ssync_lib.diagnostics import PREMISE_KEYS
 from ssync_lib.errors import ConfigError, ConfigKeyError, MissingInputError
 from ssync_lib.evaluate import read_metrics

@@ -44,7 +44,8 @@ from tqdm.auto import tqdm
 
 from ssync_lib.checkpoint import (check_config_change, load_checkpoint, remove_stale_tmp, restore_training_state,
                                   save_training_state)
-from ssync_lib.config import Config, resolve_path, validate
+from ssync_lib.config import Config, resolve_path
+from ssync_lib.config_checks import validate
 from ssync_lib.data import build_dataset, check_data_root
 from ssync_lib.data.order import epoch_loader
 from ssync_lib.errors import ConfigError, MissingInputError, NonFiniteLossError, RunExistsError
