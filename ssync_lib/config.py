@@ -35,7 +35,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class DataConfig:
     source: str = "synthetic"  # synthetic | movi | ytvis | davis
     root: str = "data/synth-easy"  # folder of the data set (shards, frames, annotations)
-    level: str = "synth-easy"  # synthetic level: synth-easy | synth-hard | synth-tex (data/synthetic.py LEVELS)
+    level: str = "synth-easy"  # synthetic level: synth-easy | synth-hard | synth-tex (data/scenes.py LEVELS)
     synth_seed: int = 0  # synthetic generator seed (independent of train.seed)
     num_train: int = 2000  # synthetic videos generated for training
     num_val: int = 200  # synthetic videos generated for validation

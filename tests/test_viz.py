@@ -170,7 +170,7 @@ def _lab(rgb):
 
 
 def test_slot_palette_is_distinct_from_the_object_colours_and_stable():
-    from ssync_lib.data.synthetic import DISTINCT_COLOURS
+    from ssync_lib.data.scenes import DISTINCT_COLOURS
 
     slots = _lab(viz.slot_colors(12))
     objects = _lab(np.array(DISTINCT_COLOURS) / 255.0)
@@ -241,7 +241,7 @@ def test_plot_slot_tracks_draws_the_track_matrix_and_the_legend():
 
 
 def test_object_colour_names_pick_the_synthetic_colour():
-    from ssync_lib.data.synthetic import DISTINCT_COLOURS
+    from ssync_lib.data.scenes import DISTINCT_COLOURS
 
     gt, _ = _hand_clip()
     frames = np.zeros((4, 8, 8, 3))

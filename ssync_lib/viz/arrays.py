@@ -23,13 +23,13 @@ def to_numpy(x) -> np.ndarray:
 
 
 # The slots' colours: the entries of Trubetskoy's list of distinct colours that the synthetic objects do *not* use
-# (``data.synthetic.DISTINCT_COLOURS`` holds the other eight: red, green, yellow, blue, orange, purple, cyan,
+# (``data.scenes.DISTINCT_COLOURS`` holds the other eight: red, green, yellow, blue, orange, purple, cyan,
 # magenta), ordered so that neighbouring slot ids differ in lightness. Each is at least 33 CIELAB units (delta E)
 # from every object colour and from the plain background, so a slot's colour is never mistaken for an object's.
 SLOT_PALETTE = (("navy", "#000075"), ("pink", "#fabed4"), ("olive", "#808000"), ("lavender", "#dcbeff"),
                 ("brown", "#9a6324"), ("mint", "#aaffc3"), ("maroon", "#800000"), ("apricot", "#ffd8b1"),
                 ("teal", "#469990"), ("grey", "#a9a9a9"), ("lime", "#bfef45"), ("beige", "#fffac8"))
-# The synthetic objects' colours by name (``data.synthetic.DISTINCT_COLOURS``, in its order), for captions.
+# The synthetic objects' colours by name (``data.scenes.DISTINCT_COLOURS``, in its order), for captions.
 OBJECT_COLOUR_NAMES = ("red", "green", "yellow", "blue", "orange", "purple", "cyan", "magenta")
 
 
@@ -179,7 +179,7 @@ def object_colour_names(frames, masks) -> dict[int, str]:
     """Each ground-truth id > 0 named by the synthetic colour (:data:`OBJECT_COLOUR_NAMES`) nearest to its
     median pixel colour over the clip, e.g. ``{1: "green", 2: "blue", 3: "purple"}``: the words a caption
     can use. Frames (T, H, W, 3) or (T, 3, H, W) in [0, 1]; for real data the names are only approximate."""
-    from ssync_lib.data.synthetic import DISTINCT_COLOURS
+    from ssync_lib.data.scenes import DISTINCT_COLOURS
 
     imgs = np.stack([to_image(f) for f in to_numpy(frames)])  # T H W 3
     gt = to_numpy(masks).astype(np.int64)

@@ -13,14 +13,15 @@ import torch
 
 from ssync_lib.config import get_config
 from ssync_lib.data import DataError, build_dataset, denormalize
-from ssync_lib.data.synthetic import (LEVELS, SHAPES, bounce, check_root, expected_meta, generate,
-                                      generate_from_config, make_video, read_meta)
+from ssync_lib.data.scenes import LEVELS, SHAPES, bounce
+from ssync_lib.data.synthetic import (check_root, expected_meta, generate, generate_from_config, make_video,
+                                      read_meta)
 
 SCRIPT = Path(__file__).resolve().parents[2] / "data_scripts" / "make_synthetic.py"
 
 
 def contains(shape, extent, du, dv):
-    """Plain-float shape test (independent of synthetic.inside)."""
+    """Plain-float shape test (independent of scenes.inside)."""
     if shape == "circle":
         return du * du + dv * dv <= extent * extent
     if shape == "square":
