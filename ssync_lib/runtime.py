@@ -7,8 +7,11 @@
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import random
+import signal
 import subprocess
 from dataclasses import dataclass
 
@@ -46,11 +49,33 @@ class DistInfo:
         return self.rank == 0
 
 
+PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h): the signal this process gets when its parent dies
+
+
+def exit_with_parent(sig: int = signal.SIGTERM) -> bool:
+    """Ask the kernel to send ``sig`` to this process when its parent dies (Linux ``prctl(PR_SET_PDEATHSIG)``), so
+    that a torchrun worker does not live on, waiting for its peers, when torchrun itself is killed (SIGKILL cannot
+    be forwarded). A parent already gone (re-parented to init) ends this process at once. Returns False where the
+    call is not available (not Linux), True otherwise."""
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() != parent or parent == 1:  # the parent died before the request took effect
+        os.kill(os.getpid(), sig)
+    return True
+
+
 def init_distributed(device: torch.device) -> DistInfo:
-    """Join the torchrun process group (gloo on CPU, nccl on CUDA); one process = no group."""
+    """Join the torchrun process group (gloo on CPU, nccl on CUDA); one process = no group. A worker ends when
+    torchrun does (``exit_with_parent``)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
         return DistInfo()
+    exit_with_parent()
     info = DistInfo(rank=int(os.environ["RANK"]), world_size=world_size,
                     local_rank=int(os.environ.get("LOCAL_RANK", "0")))
     if not dist.is_initialized():
