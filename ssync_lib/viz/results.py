@@ -98,7 +98,8 @@ def plot_slot_sweep(summary: pd.DataFrame, metrics: Sequence[str] = SWEEP_METRIC
                      errorbar="sd", ax=axes[0, j], legend=j == 0)
         seeds = summary.groupby(["objective", "slots"]).size()
         seeds_text = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}-{seeds.max()}"
-        axes[0, j].set(title=f"{metric.replace('/video/', ' ')}: {seeds_text} seeds, mean ± sd",
+        plural = "" if seeds.max() == 1 else "s, mean ± sd"
+        axes[0, j].set(title=f"{metric.replace('/video/', ' ')}: {seeds_text} seed{plural}",
                        xticks=sorted(summary["slots"].unique()), ylabel=metric.rsplit("/", 1)[-1])
         short = metric.rsplit("/", 1)[-1]
         if paper is not None and short in paper.columns:
