@@ -74,3 +74,67 @@ def attention_iterations(model: nn.Module, video: torch.Tensor, seed: int = 0) -
     features = model.encode(video[None].to(next(model.parameters()).device))
     *_, per_frame = model.slots_from_features(features, return_iterations=True)
     return [a[0].unflatten(-1, model.grid).cpu() for a in per_frame]
+
+
+# ----------------------------------------------------------------------------- a gallery of failures
+
+FAILURE_KINDS = {
+    "lost": "an object in the background's slot",
+    "switch": "an object changes slot over time",
+    "shared": "two objects share one slot",
+}
+
+
+def find_failures(masks, labels) -> list[dict]:
+    """The failures of one clip's label map, against its ground truth: masks (T, H, W) ids (0 = background), labels
+    (T, h, w) or (T, H, W) slot ids (upsampled, nearest). Each failure is a dict with ``kind`` (``FAILURE_KINDS``),
+    ``objects`` (ground-truth ids), ``frames`` (where it shows) and ``slots``:
+
+    lost: an object whose majority slot is the background's majority slot in at least half of its visible frames;
+    switch: an object (not lost) whose majority slot changes between visible frames;
+    shared: two objects with the same majority slot, not the background's, in a frame."""
+    from ssync_lib.viz import slot_tracks
+
+    ids, slots, _ = slot_tracks(masks, labels)  # K+1 ids (0 first), (K+1, T) majority slot (-1: not visible)
+    background = slots[0]  # T
+    failures, lost = [], set()
+    for i, obj in enumerate(ids[1:], start=1):
+        seen = slots[i] >= 0
+        in_background = seen & (slots[i] == background) & (background >= 0)
+        if seen.any() and 2 * in_background.sum() >= seen.sum():
+            lost.add(obj)
+            failures.append({"kind": "lost", "objects": [obj], "frames": [int(t) for t in in_background.nonzero()[0]],
+                             "slots": sorted({int(s) for s in slots[i][in_background]})})
+    for i, obj in enumerate(ids[1:], start=1):
+        track = [(t, int(s)) for t, s in enumerate(slots[i]) if s >= 0]
+        changes = [t for (_, a), (t, b) in zip(track, track[1:]) if a != b]
+        if obj not in lost and changes:
+            failures.append({"kind": "switch", "objects": [obj], "frames": changes,
+                             "slots": list(dict.fromkeys(s for _, s in track))})
+    pairs: dict[tuple[int, int], list[int]] = {}
+    for t in range(slots.shape[1]):
+        for a in range(1, len(ids)):
+            for b in range(a + 1, len(ids)):
+                s = slots[a, t]
+                if s >= 0 and s == slots[b, t] and s != background[t]:
+                    pairs.setdefault((ids[a], ids[b]), []).append(t)
+    for (a, b), frames in pairs.items():
+        failures.append({"kind": "shared", "objects": [a, b], "frames": frames,
+                         "slots": sorted({int(slots[ids.index(a), t]) for t in frames})})
+    return failures
+
+
+def failure_cases(model: nn.Module, dataset, seed: int = 0, max_clips: int = 32) -> dict[str, dict]:
+    """The first clip (of the first ``max_clips`` of ``dataset``) showing each kind of failure of the model's
+    decoder maps: kind -> the failure (see :func:`find_failures`) with ``index`` and ``id`` of the clip and its
+    decoder ``labels`` (T, h, w). A kind no clip shows is missing."""
+    cases: dict[str, dict] = {}
+    for index in range(min(max_clips, len(dataset))):
+        item = dataset[index]
+        out = run_on_clip(model, item["video"], seed)
+        labels = out.masks[0].unflatten(-1, out.grid).argmax(1).cpu()  # T h w
+        for failure in find_failures(item["masks"], labels):
+            cases.setdefault(failure["kind"], {**failure, "index": index, "id": item["id"], "labels": labels})
+        if len(cases) == len(FAILURE_KINDS):
+            break
+    return cases
