@@ -112,9 +112,16 @@ def test_explorer_static_and_interactive(clip):
     maps = {"attention": attn, "decoder": attn, "boundary": torch.where(labels > 0, labels, -1)}
     fig = widgets.explore(frames, maps, num_labels=S, interactive=False)
     assert len(fig.axes) == 4 * len(viz.frame_indices(T))  # a row of frames, then one row per map
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == [f"slot {s}" for s in range(S)]
+    dimmed = "unselected (frame dimmed)"  # the boundary map leaves patches at -1
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [f"slot {s}" for s in range(S)] + [dimmed]
     fig = widgets.explore(frames, {"masks": labels}, num_labels=S, interactive=False, label="id")
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == [f"id {s}" for s in range(S)]
+    present = sorted(set(labels.unique().tolist()))
+    assert 0 in present
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [f"id {s}" for s in present]
+    # instance masks with the background at -1 (notebook 01): no "id 0" entry, the dimmed frame instead
+    fig = widgets.explore(frames, {"masks": torch.where(labels > 0, labels, -1)}, num_labels=S, interactive=False,
+                          label="id")
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [f"id {s}" for s in present if s > 0] + [dimmed]
     fig = viz.plot_explorer(frames, maps, num_labels=S, frames_to_show=[2], slot=1)
     assert len(fig.axes) == 4
     box = widgets.explore(frames, maps, num_labels=S, interactive=True)

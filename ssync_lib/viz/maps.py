@@ -19,13 +19,13 @@ from ssync_lib.viz.arrays import (axes_grid, frame_indices, label_colors, pca_rg
 # ----------------------------------------------------------------------------- legends, outlines, label panels
 
 def add_slot_legend(fig: Figure, num_slots: int, extra: Sequence[Patch] = (), title: str = "slots",
-                    label: str = "slot"):
+                    label: str = "slot", shown: Sequence[int] | None = None):
     """A legend of the slot colours (``slot 0`` ... ``slot S-1``, the colours of :func:`slot_colors`) right of
-    the figure, plus any ``extra`` handles; ``label`` names the entries (e.g. ``"id"`` for instance ids).
-    Returns the legend."""
+    the figure, plus any ``extra`` handles; ``label`` names the entries (e.g. ``"id"`` for instance ids) and
+    ``shown`` restricts them to the labels a figure draws (default: all ``num_slots``). Returns the legend."""
     colors = slot_colors(num_slots)
     handles = [Patch(facecolor=colors[s], edgecolor="black", linewidth=0.5, label=f"{label} {s}")
-               for s in range(num_slots)] + list(extra)
+               for s in (range(num_slots) if shown is None else shown)] + list(extra)
     return fig.legend(handles=handles, loc="outside right upper", title=title, fontsize=8, title_fontsize=8,
                       frameon=False)
 
@@ -256,6 +256,21 @@ def plot_explorer(frames, maps: Mapping[str, object], num_labels: int, frames_to
             axes[i, 0].set_ylabel(name)
             for j, t in enumerate(ts):
                 draw_map(axes[i, j], frames[t], maps[name], t, num_labels, slot)
-    add_slot_legend(fig, num_labels, title=f"{label}s", label=label)
+    shown, extra = _explorer_legend(list(maps.values()), num_labels, slot)
+    add_slot_legend(fig, num_labels, title=f"{label}s", label=label, shown=shown, extra=extra)
     fig.suptitle(title or (f"all {label}s" if slot is None else f"{label} {slot}"))
     return fig
+
+
+def _explorer_legend(maps: Sequence, num_labels: int, slot: int | None) -> tuple[list[int], list[Patch]]:
+    """The labels the explorer draws in colour and, when a label map leaves patches unselected (-1), a legend
+    entry for them (the dimmed frame): e.g. instance masks with the background set to -1 list ids 1.. only."""
+    arrays = [to_numpy(m) for m in maps]
+    label_maps = [m for m in arrays if m.ndim == 3]
+    shown = set(range(num_labels) if slot is None else [slot])
+    if label_maps and len(label_maps) == len(arrays):  # only label maps: list the labels they draw
+        shown &= set(np.unique(np.concatenate([m.ravel() for m in label_maps])).tolist())
+    unselected = any((m < 0).any() for m in label_maps) or (slot is not None and bool(label_maps))
+    extra = [Patch(facecolor=(0.1, 0.1, 0.1), edgecolor="black", linewidth=0.5,
+                   label="unselected (frame dimmed)")] if unselected else []
+    return sorted(shown), extra
