@@ -7,6 +7,7 @@ Profiles
 smoke   seconds per notebook; CI. Tiny synthetic data, tiny model.
 cpu     teaching on a laptop (2 cores): the CPU recipe on the synthetic data (synth-easy).
 cpu_tex the same recipe on synth-tex, the textured level (3-8 objects that vary inside).
+cpu_tex_mild the same recipe on synth-tex-mild (3-5 larger objects, a third of synth-tex's variation).
 movi_c, movi_e, ytvis, coco
         the published configurations (docs/method.md, the §1 table) for GPU servers.
 
@@ -35,7 +36,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class DataConfig:
     source: str = "synthetic"  # synthetic | movi | ytvis | davis
     root: str = "data/synth-easy"  # folder of the data set (shards, frames, annotations)
-    level: str = "synth-easy"  # synthetic level: synth-easy | synth-hard | synth-tex (data/scenes.py LEVELS)
+    level: str = "synth-easy"  # synthetic level: synth-easy | synth-hard | synth-tex | synth-tex-mild (data/scenes.py LEVELS)
     synth_seed: int = 0  # synthetic generator seed (independent of train.seed)
     num_train: int = 2000  # synthetic videos generated for training
     num_val: int = 200  # synthetic videos generated for validation
@@ -198,6 +199,15 @@ def _profile_cpu_tex() -> Config:
     return cfg
 
 
+def _profile_cpu_tex_mild() -> Config:
+    # The CPU recipe on synth-tex-mild: synth-tex's variation at a third of its strength on synth-easy's object
+    # sizes (the recipe learns no objects on synth-tex itself), again only the data differ from `cpu`.
+    cfg = _profile_cpu()
+    cfg.profile = "cpu_tex_mild"
+    cfg.data.root, cfg.data.level = "data/synth-tex-mild", "synth-tex-mild"
+    return cfg
+
+
 @dataclass(frozen=True)
 class Published:
     """One published configuration, a row of docs/method.md's §1 table: what differs between data sets.
@@ -255,6 +265,7 @@ PROFILES = {
     "smoke": _profile_smoke,
     "cpu": _profile_cpu,
     "cpu_tex": _profile_cpu_tex,
+    "cpu_tex_mild": _profile_cpu_tex_mild,
     **{name: functools.partial(published_config, name) for name in PUBLISHED},
 }
 

@@ -23,9 +23,10 @@ def test_published_table_values():
     assert movi_c.train.grad_clip == 0.05 and movi_c.train.warmup_steps == 2500
 
 
-def test_cpu_tex_is_the_cpu_recipe_on_the_textured_level():
-    cpu, tex = get_config("cpu").to_dict(), get_config("cpu_tex").to_dict()
-    assert (tex["data"]["level"], tex["data"]["root"], tex["profile"]) == ("synth-tex", "data/synth-tex", "cpu_tex")
+@pytest.mark.parametrize("profile, level", [("cpu_tex", "synth-tex"), ("cpu_tex_mild", "synth-tex-mild")])
+def test_tex_profiles_are_the_cpu_recipe_on_a_textured_level(profile, level):
+    cpu, tex = get_config("cpu").to_dict(), get_config(profile).to_dict()
+    assert (tex["data"]["level"], tex["data"]["root"], tex["profile"]) == (level, f"data/{level}", profile)
     for section in ("model", "objective", "train"):
         assert tex[section] == cpu[section]
     assert {k for k in cpu["data"] if cpu["data"][k] != tex["data"][k]} == {"level", "root"}

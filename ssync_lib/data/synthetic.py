@@ -43,6 +43,11 @@ min_separation 0.5, and three sources of variation inside each object:
 - noise 6.0: Gaussian sensor noise of standard deviation 6 (of 255) on every pixel of every frame,
   background included (drawn from the video's generator, so still deterministic).
 
+`synth-tex-mild` keeps synth-tex's three sources at about a third of their strength (shading 0.2,
+pattern 0.05, noise 3.0) on synth-easy's object sizes (radius 0.125-0.25), 3-5 objects, min_separation 0.5:
+the textured level that the `cpu` recipe still learns (synth-tex's small objects and strong variation each
+stop it; README, "The second level").
+
 The colour of a pixel is round(clip(colour x factor + noise, 0, 255)). The masks are unchanged by
 all three. The fields default to 0, and a field at 0 draws no random numbers and is left out of
 meta.json, so the videos and meta.json of synth-easy and synth-hard are exactly those of before.

@@ -165,6 +165,25 @@ def test_tex_level_properties():
     assert min(counts) == 3 and max(counts) == 8
 
 
+
+def test_tex_mild_level_varies_less_than_tex():
+    """synth-tex-mild: 3-5 objects of synth-easy's sizes whose pixels vary inside, less than synth-tex's."""
+    def inside_std(level):
+        stds, counts = [], set()
+        for index in range(30):
+            video, masks, scene = make_video(level, 64, 3, seed=0, split="val", index=index)
+            counts.add(len(scene.objects))
+            for k in range(1, len(scene.objects) + 1):
+                pixels = video[masks == k].astype(float)
+                if len(pixels) >= 20:
+                    stds.append(pixels.std(axis=0).max())
+        return float(np.median(stds)), counts
+
+    mild, counts = inside_std("synth-tex-mild")
+    tex, _ = inside_std("synth-tex")
+    assert min(counts) == 3 and max(counts) == 5
+    assert 2 < mild < 0.6 * tex  # varies inside, but much less than synth-tex's objects
+
 def test_easy_level_properties():
     params = LEVELS["synth-easy"]
     shapes = set()
