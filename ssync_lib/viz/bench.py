@@ -93,8 +93,10 @@ def plot_gradients(df: pd.DataFrame, path: str | Path | None = None):
         cos = df[df["group"] == group].set_index("term").loc[terms, [f"cos_{t}" for t in terms]]
         sns.heatmap(cos.set_axis(terms, axis=1), vmin=-1, vmax=1, cmap="RdBu_r", annot=True, fmt=".2f", ax=ax,
                     cbar=ax is axes[-1])
-        ax.set(title=f"cosine between terms: {group} (blank: no gradient)", xlabel="", ylabel="")
+        ax.set(title=f"{group}: cosine between terms", xlabel="", ylabel="")
     first = df.iloc[0]
-    if "step" in df:
-        fig.suptitle(f"gradients at step {first['step']} of {first['checkpoint']} ({first['clips']} clips)")
+    if "step" in df:  # the run folder and file name say which checkpoint; the full path is in the CSV
+        checkpoint = Path(first["checkpoint"])
+        fig.suptitle(f"gradients at step {first['step']} of {checkpoint.parent.name}/{checkpoint.name} "
+                     f"({first['clips']} clips; blank: the term has no gradient there)")
     return _finish(fig, path)
