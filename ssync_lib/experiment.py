@@ -156,6 +156,19 @@ def summarise(folder: Path) -> pd.DataFrame:
     return summary
 
 
+def premise_rows(folders: Iterable[str | Path]) -> pd.DataFrame:
+    """The baseline runs that carry the premise diagnostics, from the ``summary.csv`` of each sweep folder that
+    has one (e.g. ``results/synth-easy`` and ``results/synth-easy-premises``), with a ``sweep`` column naming the
+    folder. Rows of one (slots, seed) from two folders are different trainings and are both kept."""
+    tables = [pd.read_csv(Path(f) / "summary.csv").assign(sweep=Path(f).name) for f in folders
+              if (Path(f) / "summary.csv").exists()]
+    if not tables:
+        return pd.DataFrame(columns=["objective", "slots", "seed", "sweep", *COLUMN_SETS["premises"]])
+    rows = pd.concat(tables, ignore_index=True)
+    scored = rows[COLUMN_SETS["premises"]].notna().all(axis=1) if set(COLUMN_SETS["premises"]) <= set(rows) else False
+    return rows[(rows["objective"] == "baseline") & scored].sort_values(["slots", "sweep", "seed"], ignore_index=True)
+
+
 def markdown_table(summary: pd.DataFrame, columns: list[str] | None = None) -> str:
     """Mean +- std over seeds per objective and slot count (the mean alone for one seed). `columns` picks and
     orders summary columns (default: all of them): metrics and the object-sharing diagnostic (% of objects lost

@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 
 from ssync_lib.config import get_config
-from ssync_lib.experiment import (COLUMN_SETS, LABEL_KEYS, SHARING_KEYS, Sweep, branch_step, markdown_table, publish,
-                                  run_sweep)
+from ssync_lib.experiment import (COLUMN_SETS, LABEL_KEYS, SHARING_KEYS, Sweep, branch_step, markdown_table,
+                                  premise_rows, publish, run_sweep)
 from ssync_lib.evaluate import read_metrics
 from ssync_lib.train import train
 from tests.helpers import exactly
@@ -100,3 +100,18 @@ def test_markdown_table_expands_a_named_column_set():
     summary = pd.DataFrame([{"objective": "baseline", "slots": 5, **{c: 0.5 for c in COLUMN_SETS["premises"]}}])
     named, spelled = markdown_table(summary, ["premises"]), markdown_table(summary, COLUMN_SETS["premises"])
     assert named == spelled and named.splitlines()[0].count("|") == len(COLUMN_SETS["premises"]) + 4
+
+
+def test_premise_rows_gathers_scored_baselines_from_several_sweeps(tmp_path):
+    premises = {c: 0.5 for c in COLUMN_SETS["premises"]}
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    pd.DataFrame([{"objective": "baseline", "slots": 11, "seed": 0, **premises},
+                  {"objective": "ssync", "slots": 11, "seed": 0, **premises},  # not a baseline
+                  {"objective": "baseline", "slots": 5, "seed": 1, **{c: float("nan") for c in premises}}]  # unscored
+                 ).to_csv(tmp_path / "a" / "summary.csv", index=False)
+    pd.DataFrame([{"objective": "baseline", "slots": 4, "seed": 0, **premises},
+                  {"objective": "baseline", "slots": 11, "seed": 0, **premises}]).to_csv(tmp_path / "b" / "summary.csv",
+                                                                                          index=False)
+    rows = premise_rows([tmp_path / "a", tmp_path / "b", tmp_path / "missing"])
+    assert list(zip(rows["slots"], rows["sweep"])) == [(4, "b"), (11, "a"), (11, "b")]  # both trainings of 11 kept
+    assert premise_rows([tmp_path / "missing"]).empty
