@@ -165,7 +165,7 @@ def premise_rows(folders: Iterable[str | Path]) -> pd.DataFrame:
     if not tables:
         return pd.DataFrame(columns=["objective", "slots", "seed", "sweep", *COLUMN_SETS["premises"]])
     rows = pd.concat(tables, ignore_index=True)
-    scored = rows[COLUMN_SETS["premises"]].notna().all(axis=1) if set(COLUMN_SETS["premises"]) <= set(rows) else False
+    scored = rows.reindex(columns=COLUMN_SETS["premises"]).notna().all(axis=1)  # a missing column counts as NaN
     return rows[(rows["objective"] == "baseline") & scored].sort_values(["slots", "sweep", "seed"], ignore_index=True)
 
 

@@ -112,6 +112,8 @@ def test_premise_rows_gathers_scored_baselines_from_several_sweeps(tmp_path):
     pd.DataFrame([{"objective": "baseline", "slots": 4, "seed": 0, **premises},
                   {"objective": "baseline", "slots": 11, "seed": 0, **premises}]).to_csv(tmp_path / "b" / "summary.csv",
                                                                                           index=False)
-    rows = premise_rows([tmp_path / "a", tmp_path / "b", tmp_path / "missing"])
+    (tmp_path / "old").mkdir()  # a summary written before the diagnostics existed: no premise columns
+    pd.DataFrame([{"objective": "baseline", "slots": 7, "seed": 0}]).to_csv(tmp_path / "old" / "summary.csv", index=False)
+    rows = premise_rows([tmp_path / "a", tmp_path / "b", tmp_path / "old", tmp_path / "missing"])
     assert list(zip(rows["slots"], rows["sweep"])) == [(4, "b"), (11, "a"), (11, "b")]  # both trainings of 11 kept
     assert premise_rows([tmp_path / "missing"]).empty
