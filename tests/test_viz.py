@@ -222,6 +222,10 @@ def test_slot_tracks_on_a_hand_built_clip():
     assert summary.to_dict("list") == {"id": [1, 2], "name": ["green", "object 2"], "frames": [4, 4],
                                        "slots": [[2], [1, 0]], "switches": [0, 1], "with_background": [0, 2],
                                        "mean_share": summary["mean_share"].tolist()}
+    used = len(np.unique(np.asarray(lab)))
+    assert viz.describe_tracks(gt, {"model": lab}) == (
+        f"- **model**: 1 of 2 objects in the background's slot for at least half of their frames; 1 slot changes of "
+        f"objects; the background's majority slot takes 1 different slot(s) over the clip; {used} slots used in all")
 
 
 def test_slot_tracks_mark_invisible_objects():

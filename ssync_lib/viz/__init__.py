@@ -18,7 +18,7 @@ returns them, or (T, 3, H, W). Library code never selects a matplotlib backend.
 """
 from ssync_lib.viz.arrays import (OBJECT_COLOUR_NAMES, SLOT_PALETTE, axes_grid, frame_indices, label_colors,
                                   object_colour_names, overlay, pca_rgb, slot_color_names, slot_colors, slot_tracks,
-                                  to_image, to_numpy, track_summary, upsample_labels, upsample_maps)
+                                  to_image, to_numpy, track_summary, describe_tracks, upsample_labels, upsample_maps)
 from ssync_lib.viz.bench import plot_alignment, plot_gradients, plot_labels, plot_metrics, plot_step
 from ssync_lib.viz.maps import (add_slot_legend, draw_ground_truth, draw_labels, draw_map, draw_outlines,
                                 plot_explorer, plot_frames, plot_map_rows, plot_patch_sets, plot_pca, plot_slot_maps,
@@ -31,7 +31,7 @@ from ssync_lib.viz.ssync import plot_boundary_interior, plot_coverage, plot_iou_
 
 __all__ = ["OBJECT_COLOUR_NAMES", "SLOT_PALETTE", "axes_grid", "frame_indices", "label_colors", "object_colour_names",
            "overlay", "pca_rgb", "slot_color_names", "slot_colors", "slot_tracks", "to_image", "to_numpy",
-           "track_summary", "upsample_labels", "upsample_maps", "add_slot_legend", "draw_ground_truth", "draw_labels",
+           "track_summary", "describe_tracks", "upsample_labels", "upsample_maps", "add_slot_legend", "draw_ground_truth", "draw_labels",
            "draw_outlines", "plot_attention_iterations", "plot_reconstruction", "plot_slot_tracks", "plot_slot_vectors",
            "plot_alignment", "plot_gradients", "plot_labels", "plot_metrics", "plot_step",
            "draw_map", "plot_explorer", "plot_frames", "plot_map_rows", "plot_patch_sets", "plot_pca",

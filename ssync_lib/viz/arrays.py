@@ -6,6 +6,8 @@ integer arrays; frames are RGB in [0, 1] (or uint8), (T, H, W, 3) or (T, 3, H, W
 """
 from __future__ import annotations
 
+from typing import Mapping
+
 import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
@@ -205,3 +207,19 @@ def axes_grid(rows: int, cols: int, size: float = 1.8) -> tuple[Figure, np.ndarr
     return fig, axes
 
 
+
+
+def describe_tracks(masks, label_maps: Mapping[str, object]) -> str:
+    """A Markdown list, one line per named label map (T, h, w) of the same clip, of what :func:`track_summary`
+    finds: objects in the background's slot for at least half of their frames, slot changes of objects, how many
+    slots the background's majority slot takes over the clip, and how many slots the map uses."""
+    lines = []
+    for name, labels in label_maps.items():
+        tracks = track_summary(masks, labels)
+        lost = int((tracks["with_background"] * 2 >= tracks["frames"]).sum())
+        background_slots = len({int(x) for x in slot_tracks(masks, labels)[1][0] if x >= 0})
+        lines.append(f"- **{name}**: {lost} of {len(tracks)} objects in the background's slot for at least half "
+                     f"of their frames; {int(tracks['switches'].sum())} slot changes of objects; the background's "
+                     f"majority slot takes {background_slots} different slot(s) over the clip; "
+                     f"{len(np.unique(to_numpy(labels)))} slots used in all")
+    return "\n".join(lines)
