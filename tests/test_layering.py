@@ -16,7 +16,8 @@ LAYERS = {
     "data": 3, "models": 3, "metrics": 3,  # the pipeline's inputs, the model, the scores
     "objectives": 4,  # losses over model outputs
     "checkpoint": 5, "optim": 5, "run_log": 5, "viz": 5,  # what training and the notebooks build on
-    "diagnostics": 6, "official": 6,  # SSync's premises against ground truth; the public checkpoints loaded
+    "diagnostics": 6, "official": 6, "claims": 6,  # SSync's premises against ground truth; the public checkpoints
+    # loaded; the paper's claims stated from a sweep summary
     "bench": 7,  # benchmarks (and the gradient report's CLI)
     "evaluate": 7,  # scoring a model, a checkpoint, a public checkpoint
     "train": 8,  # the one loop
