@@ -169,6 +169,24 @@ def premise_rows(folders: Iterable[str | Path]) -> pd.DataFrame:
     return rows[(rows["objective"] == "baseline") & scored].sort_values(["slots", "sweep", "seed"], ignore_index=True)
 
 
+def variant_rows(variants: Mapping[str, str | Path], slots: int, objective: str = "ssync") -> pd.DataFrame:
+    """One summary for an ablation table: the baseline runs at ``slots`` of the first folder, then the
+    ``objective`` runs at ``slots`` of every folder, each relabelled with its variant's name (e.g. ``{"ssync":
+    "results/synth-easy", "ssync, only interiors": "results/synth-easy-interior-only"}``). The folders' sweeps
+    must differ only in the ablated setting and branch from the same baselines."""
+    tables = []
+    for i, (name, folder) in enumerate(variants.items()):
+        path = Path(folder) / "summary.csv"
+        if not path.exists():
+            raise MissingInputError(f"variant {name!r}: no sweep summary {path}")
+        runs = pd.read_csv(path)
+        runs = runs[runs["slots"] == slots]
+        if i == 0:
+            tables.append(runs[runs["objective"] == "baseline"])
+        tables.append(runs[runs["objective"] == objective].assign(objective=name))
+    return pd.concat(tables, ignore_index=True)
+
+
 def markdown_table(summary: pd.DataFrame, columns: list[str] | None = None) -> str:
     """Mean +- std over seeds per objective and slot count (the mean alone for one seed). `columns` picks and
     orders summary columns (default: all of them): metrics and the object-sharing diagnostic (% of objects lost

@@ -5,7 +5,8 @@ import pytest
 
 from ssync_lib.config import get_config
 from ssync_lib.experiment import (COLUMN_SETS, LABEL_KEYS, SHARING_KEYS, Sweep, branch_step, markdown_table,
-                                  premise_rows, publish, run_sweep)
+                                  premise_rows, publish, run_sweep, variant_rows)
+from ssync_lib.errors import MissingInputError
 from ssync_lib.evaluate import read_metrics
 from ssync_lib.train import train
 from tests.helpers import exactly
@@ -117,3 +118,20 @@ def test_premise_rows_gathers_scored_baselines_from_several_sweeps(tmp_path):
     rows = premise_rows([tmp_path / "a", tmp_path / "b", tmp_path / "old", tmp_path / "missing"])
     assert list(zip(rows["slots"], rows["sweep"])) == [(4, "b"), (11, "a"), (11, "b")]  # both trainings of 11 kept
     assert premise_rows([tmp_path / "missing"]).empty
+
+
+def test_variant_rows_relabels_each_ablation_after_the_first_folders_baselines(tmp_path):
+    def sweep(name, rows):
+        (tmp_path / name).mkdir()
+        pd.DataFrame(rows, columns=["objective", "slots", "seed", "decoder/video/mbo"]).to_csv(
+            tmp_path / name / "summary.csv", index=False)
+    sweep("full", [("baseline", 11, 0, 0.3), ("baseline", 11, 1, 0.4), ("baseline", 7, 0, 0.9),
+                   ("ssync", 11, 0, 0.6), ("ssync", 11, 1, 0.6), ("dense", 11, 0, 0.9)])
+    sweep("abl", [("baseline", 11, 0, 0.3), ("ssync", 11, 0, 0.5), ("ssync", 15, 0, 0.9)])
+    rows = variant_rows({"ssync": tmp_path / "full", "only interiors": tmp_path / "abl"}, slots=11)
+    assert list(zip(rows.objective, rows.seed)) == [("baseline", 0), ("baseline", 1), ("ssync", 0), ("ssync", 1),
+                                                    ("only interiors", 0)]  # one copy of the baselines
+    table = markdown_table(rows, ["decoder/video/mbo"])
+    assert "| baseline | 11 | 2 | 35.0 ± 5.0 |" in table and "| only interiors | 11 | 1 | 50.0 |" in table
+    with pytest.raises(MissingInputError, match="'gone'.*summary.csv"):
+        variant_rows({"ssync": tmp_path / "full", "gone": tmp_path / "nowhere"}, slots=11)
