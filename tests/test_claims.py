@@ -49,3 +49,12 @@ def test_range_starts_at_seven_only_when_the_sweep_reaches_beyond_it():
 def test_paper_change_is_the_published_seven_to_fifteen_difference():
     assert paper_change() == {"baseline": -13.1, "dense": -3.7, "ssync": 1.9}
     assert "baseline -13.1, dense -3.7, ssync +1.9" in state_claims(summary())
+
+
+def test_a_gap_smaller_than_the_seed_spread_is_called_so():
+    close = summary()
+    close.loc[(close.objective == "baseline") & (close.slots == 15), "decoder/video/fg_ari"] = 0.585
+    extra = close[(close.objective == "baseline") & (close.slots == 15)].assign(seed=1, **{"decoder/video/fg_ari": 0.615})
+    text = state_claims(pd.concat([close, extra]), maps=("decoder",))  # baseline 60.0 ± 1.5, ssync 59.0 ± 1.0
+    assert "its FG-ARI is not above baseline's (59.0 against 60.0, a gap within the seeds' spread)." in text
+    assert "seeds' spread" not in state_claims(summary())  # 59.0 ± 1.0 against one baseline seed at 50.0
