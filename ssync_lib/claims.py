@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ssync_lib.objectives.objective import OBJECTIVES  # baseline, dense, ssync: the order of every table
 from ssync_lib.viz.results import PAPER_SLOT_ROBUSTNESS
 
-OBJECTIVES_IN_ORDER = ("baseline", "dense", "ssync")
 METRICS = {"FG-ARI": "fg_ari", "mBO": "mbo"}  # the two metrics each claim is stated with
 
 
@@ -35,7 +35,7 @@ def cell_text(stats: pd.DataFrame, objective: str, slots: int) -> str:
 def paper_change(low: int = 7, high: int = 15) -> dict[str, float]:
     """The published FG-ARI change from ``low`` to ``high`` slots on MOVi-C, per objective (points)."""
     fg = PAPER_SLOT_ROBUSTNESS.set_index(["objective", "slots"])["fg_ari"]
-    return {o: round(fg[(o, high)] - fg[(o, low)], 1) for o in OBJECTIVES_IN_ORDER}
+    return {o: round(fg[(o, high)] - fg[(o, low)], 1) for o in OBJECTIVES}
 
 
 def state_claims(summary: pd.DataFrame, maps: tuple[str, ...] = ("decoder", "attention")) -> str:
@@ -52,7 +52,7 @@ def state_claims(summary: pd.DataFrame, maps: tuple[str, ...] = ("decoder", "att
         ahead: dict[str, list[int]] = {metric: [] for metric in METRICS}
         lines = []
         for k in counts:
-            ran = [o for o in OBJECTIVES_IN_ORDER if (o, k) in have]
+            ran = [o for o in OBJECTIVES if (o, k) in have]
             if "ssync" not in ran or len(ran) < 2:
                 continue
             parts = []
@@ -62,14 +62,14 @@ def state_claims(summary: pd.DataFrame, maps: tuple[str, ...] = ("decoder", "att
                     ahead[metric].append(k)
                 parts.append(f"{metric}: " + ", ".join(cell_text(table, o, k) for o in ran)
                              + f" (highest: **{best}**)")
-            missing = [o for o in OBJECTIVES_IN_ORDER if o not in ran]
+            missing = [o for o in OBJECTIVES if o not in ran]
             lines.append(f"  - {k} slots" + (f" ({', '.join(missing)} not run)" if missing else "") + ": "
                          + "; ".join(parts))
         where = "; ".join(f"on {metric} " + (f"at {', '.join(map(str, ks))} slots" if ks else "at no slot count")
                           for metric, ks in ahead.items())
         claim1.append(f"- {map_name} maps: SSync is ahead {where}.\n" + "\n".join(lines))
 
-        both = [o for o in OBJECTIVES_IN_ORDER if (o, low) in have and (o, high) in have]
+        both = [o for o in OBJECTIVES if (o, low) in have and (o, high) in have]
         change = {o: {m: t.loc[(o, high), "mean"] - t.loc[(o, low), "mean"] for m, t in stats.items()} for o in both}
         seeds = ", ".join(f"{o} {stats['FG-ARI'].loc[(o, high), 'seeds']}" for o in both)
         trend = "; ".join(f"{o} FG-ARI {d['FG-ARI']:+.1f}, mBO {d['mBO']:+.1f}" for o, d in change.items())
