@@ -7,6 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.colors import to_hex
 import torch
 
 from ssync_lib import viz, widgets
@@ -155,6 +156,20 @@ def test_curve_and_table_plots_render():
     _pixels(fig)
     with pytest.raises(KeyError, match="slots"):
         viz.plot_slot_sweep(sweep.drop(columns="slots"))
+    # dense alignment ran at 11 slots only: the one legend still names it, in the colour of its lines
+    runs = [("baseline", 7), ("ssync", 7), ("baseline", 11), ("dense", 11), ("ssync", 11)]
+    logs = pd.DataFrame([{"objective": o, "slots": s, "seed": 0, "step": step, "recon": 1.0 / (step + 1)}
+                         for o, s in runs for step in (0, 10, 20)])
+    evals = pd.DataFrame([{"objective": o, "slots": s, "seed": 0, "step": step, "decoder/video/fg_ari": 0.5}
+                          for o, s in runs for step in (10, 20)])
+    fig = viz.plot_sweep_curves(logs, evals)
+    assert len(fig.legends) == 1 and all(ax.get_legend() is None for ax in fig.axes)
+    legend = {t.get_text(): to_hex(h.get_color())
+              for t, h in zip(fig.legends[0].get_texts(), fig.legends[0].legend_handles)}
+    assert list(legend) == ["baseline", "dense", "ssync"]
+    colours = [{to_hex(line.get_color()) for line in ax.get_lines()} for ax in fig.axes[:2]]  # reconstruction, 7 | 11
+    assert colours[0] == {legend["baseline"], legend["ssync"]} and colours[1] == set(legend.values())
+    _pixels(fig)
     stats = pd.DataFrame({"id": ["a", "a", "b", "c"], "num_objects": [2, 2, 1, 0],
                           "area_frac": [0.1, 0.2, 0.05, np.nan], "split": ["train"] * 4})
     fig = viz.plot_object_stats(stats, hue="split")

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter
 
 from ssync_lib.objectives.objective import OBJECTIVES
@@ -120,18 +121,21 @@ def save_figure(fig: Figure, path, dpi: int = 120) -> None:
 def plot_sweep_curves(logs: pd.DataFrame, evals: pd.DataFrame) -> Figure:
     """One column per slot count, a line per run (colour: objective): the reconstruction loss (``logs``:
     the runs' log.csv rows with objective, slots and seed columns) and the decoder video FG-ARI of every
-    evaluation (``evals``: their eval.csv rows, same columns) against the step."""
+    evaluation (``evals``: their eval.csv rows, same columns) against the step. One legend at the right names
+    every objective of the sweep (a slot count may lack some: each keeps its colour in every panel)."""
     slot_counts = sorted(logs["slots"].unique())
     palette = dict(zip(objective_order(logs["objective"]), sns.color_palette()))
     fig, axes = plt.subplots(2, len(slot_counts), figsize=(4.2 * len(slot_counts), 6.4), squeeze=False,
-                             sharex=True, layout="tight")
+                             sharex=True, layout="constrained")
     for column, slots in enumerate(slot_counts):
         common = dict(x="step", hue="objective", units="seed", estimator=None, palette=palette)
-        sns.lineplot(data=logs[logs.slots == slots], y="recon", ax=axes[0, column], legend=column == 0, **common)
+        sns.lineplot(data=logs[logs.slots == slots], y="recon", ax=axes[0, column], legend=False, **common)
         sns.lineplot(data=evals[evals.slots == slots], y="decoder/video/fg_ari", marker="o", ax=axes[1, column],
                      legend=False, **common)
         axes[0, column].set(title=f"{slots} slots: reconstruction loss (training)", yscale="log")
         axes[1, column].set(title=f"{slots} slots: decoder video FG-ARI (validation)", ylabel="FG-ARI")
+    fig.legend(handles=[Line2D([], [], color=color, label=objective) for objective, color in palette.items()],
+               title="objective", loc="outside right upper")
     return fig
 
 
