@@ -18,11 +18,12 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import sys
 
 from ssync_lib.cli_args import add_data_root, add_overrides, add_profile
 from ssync_lib.config import get_config
-from ssync_lib.errors import UserInputError
+from ssync_lib.errors import Interrupted, UserInputError
 from ssync_lib.objectives.objective import OBJECTIVES
 
 
@@ -140,15 +141,39 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     _log_to_stderr()
+    debug = args.traceback or os.environ.get("SSYNC_DEBUG", "") not in ("", "0")
     try:
         return args.func(args)
     except UserInputError as err:
-        if args.traceback or os.environ.get("SSYNC_DEBUG", "") not in ("", "0"):
+        if debug:
             raise
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:  # Ctrl-C: what is safe on disk and how to continue, no traceback
+        if debug:
+            raise
+        print(f"interrupted: {interrupted_message(err, args, argv)}", file=sys.stderr)
+        return 130
+
+
+def interrupted_message(err: KeyboardInterrupt, args: argparse.Namespace, argv: list[str]) -> str:
+    """The message of Ctrl-C: training's note (``errors.Interrupted``: the last checkpoint) and the command that
+    continues (train: the same with --resume; experiment: the same, finished runs are kept)."""
+    message = err.message if isinstance(err, Interrupted) else "stopped by Ctrl-C"
+    again = ["python", "-m", "ssync_lib", *argv]
+    if args.command == "train":
+        resumable = isinstance(err, Interrupted) and "--resume" in err.fix  # a checkpoint was written
+        if resumable and "--resume" not in argv:
+            again.append("--resume")
+        how = "resume with" if resumable else "run it again:"
+    elif args.command == "experiment":
+        how = "continue the sweep with the same command (finished runs are kept, an interrupted one resumes):"
+    else:
+        how = "run it again:"
+    return f"{message}\nfix: {how} {shlex.join(again)}"
 
 
 def _log_to_stderr() -> None:

@@ -3,6 +3,7 @@ call it). Overrides are checked as they are applied (``config.apply_overrides``:
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 from ssync_lib.config import Config
 from ssync_lib.errors import ConfigError
@@ -42,6 +43,10 @@ def validate(cfg: Config) -> Config:
         value = getattr(getattr(cfg, section), key)
         if value not in allowed:
             problems.append(f"{section}.{key}={value!r}: must be one of {list(allowed)}")
+    name = cfg.train.name
+    if name and (Path(name).name != name or name in (".", "..")):
+        problems.append(f"train.name={name!r}: must be a plain folder name (no '/', not '..'): the run folder is "
+                        f"<train.run_root>/<train.name>; set train.run_root to write elsewhere")
     m = cfg.model
     if isinstance(m.slot_dim, int) and isinstance(m.predictor_heads, int) and m.predictor_heads > 0 \
             and m.slot_dim % m.predictor_heads:

@@ -83,3 +83,21 @@ class DataError(UserInputError, ValueError):
 
     default_fix = ("repair or regenerate the file named above (synthetic data: data_scripts/make_synthetic.py "
                    "--force), or move it out of the data folder")
+
+
+class RunBusyError(UserInputError, RuntimeError):
+    """Another process is writing in the run folder (it holds the folder's lock, ``run_lock.py``)."""
+
+    default_fix = "wait until the other process ends, or choose another name (--name)"
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) during a command; ``message`` says what is safe on disk, ``fix`` how to continue. The
+    command line prints both and exits with status 130 (``__main__.py``)."""
+
+    def __init__(self, message: str, fix: str = ""):
+        super().__init__(message)
+        self.message, self.fix = message, fix
+
+    def __str__(self) -> str:
+        return self.message + (f"\nfix: {self.fix}" if self.fix else "")

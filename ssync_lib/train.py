@@ -48,11 +48,12 @@ from ssync_lib.config import Config, resolve_path
 from ssync_lib.config_checks import validate
 from ssync_lib.data import build_dataset, check_data_root
 from ssync_lib.data.order import epoch_loader
-from ssync_lib.errors import ConfigError, MissingInputError, NonFiniteLossError, RunExistsError
+from ssync_lib.errors import ConfigError, Interrupted, MissingInputError, NonFiniteLossError, RunExistsError
 from ssync_lib.evaluate import evaluate, write_metrics
 from ssync_lib.models import create_model
 from ssync_lib.objectives import build_objective
 from ssync_lib.optim import build_optimizer, build_scheduler
+from ssync_lib.run_lock import RunLock
 from ssync_lib.run_log import CsvLog, RunningMeans, tensorboard_write, tensorboard_writer
 from ssync_lib.runtime import DistInfo, init_distributed, resolve_device, seed_everything
 
@@ -104,21 +105,30 @@ def train(cfg: Config, resume: bool | str = False, progress: bool = True,
     check_data_root(cfg)
     run_dir = resolve_path(tcfg.run_root) / cfg.run_name
     ckpt_path = run_dir / LAST
-    resume = _resolve_resume(resume, ckpt_path)
-    state = _start_state(cfg, resume, ckpt_path, allow_config_change)  # before anything is written
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    info = init_distributed(device)
-    deterministic_before = torch.are_deterministic_algorithms_enabled()
+    lock = RunLock(run_dir) if int(os.environ.get("RANK", "0")) == 0 else None  # rank 0 writes
+    if lock is not None:
+        lock.acquire()  # one writer per run folder: a second train / resume is refused here
     try:
-        if tcfg.deterministic:
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-            torch.use_deterministic_algorithms(True)
-        return _train(cfg, info, device, run_dir, ckpt_path, resume, state, progress)
+        resume = _resolve_resume(resume, ckpt_path)
+        state = _start_state(cfg, resume, ckpt_path, allow_config_change)  # before anything is written
+        if lock is not None:
+            remove_stale_tmp(run_dir)  # left by a save that was killed; no other writer holds the folder
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        info = init_distributed(device)
+        deterministic_before = torch.are_deterministic_algorithms_enabled()
+        try:
+            if tcfg.deterministic:
+                os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+                torch.use_deterministic_algorithms(True)
+            return _train(cfg, info, device, run_dir, ckpt_path, resume, state, progress)
+        finally:
+            torch.use_deterministic_algorithms(deterministic_before)
+            if info.created_group:
+                dist.destroy_process_group()
     finally:
-        torch.use_deterministic_algorithms(deterministic_before)
-        if info.created_group:
-            dist.destroy_process_group()
+        if lock is not None:
+            lock.release()
 
 
 def _resolve_resume(resume: bool | str, ckpt_path: Path) -> bool:
@@ -173,7 +183,6 @@ def _train(cfg: Config, info: DistInfo, device: torch.device, run_dir: Path, ckp
     start = {"step": 0, "scheduler": None, "log_accum": None}
     if resume:
         start = restore_training_state(state, cfg, ckpt_path, model, objective, optimizer, info, full=True)
-        remove_stale_tmp(run_dir)
     elif state is not None:
         start = restore_training_state(state, cfg, resolve_path(tcfg.init_from), model, objective, optimizer, info,
                                        full=tcfg.init_mode == "full", branch=True)
@@ -248,6 +257,13 @@ def _train(cfg: Config, info: DistInfo, device: torch.device, run_dir: Path, ckp
         metrics = _evaluate_into(model, cfg, info, eval_log, tb, step, progress)
         if info.is_main:
             write_metrics(run_dir / "metrics.json", metrics, step=step, cfg=cfg, checkpoint=ckpt_path)
+    except KeyboardInterrupt:
+        ckpt, ckpt_step = last_good
+        kept = (f"the last checkpoint is {ckpt} (step {ckpt_step}), written whole (atomic save)" if ckpt else
+                "no checkpoint was written yet")
+        raise Interrupted(f"interrupted at step {step} of {tcfg.max_steps} in {run_dir}: {kept}",
+                          fix="continue with the same command and --resume" if ckpt else
+                          "start it again with the same command") from None
     finally:
         bar.close()
         if tb is not None:

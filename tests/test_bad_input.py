@@ -313,3 +313,125 @@ def test_masks_without_objects_give_null_metrics_with_the_skipped_count(smoke, t
     assert metrics["decoder/video/fg_ari_valid"] == 0
     from ssync_lib.evaluate import read_metrics
     assert math.isnan(read_metrics(out)["metrics"]["decoder/video/fg_ari"])
+
+
+# ----------------------------------------------------------------------------- one writer per run folder (issue 32)
+
+def hold_lock(run: Path):
+    """A process holding ``run``'s lock (as a training in it would), started and holding when this returns."""
+    import subprocess
+    import sys
+
+    code = ("import sys, time; from ssync_lib.run_lock import RunLock; RunLock(sys.argv[1], command='holder-cmd "
+            "--name four').acquire(); print('held', flush=True); time.sleep(120)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(run)], stdout=subprocess.PIPE, text=True,
+                            cwd=project_root())
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_second_writer_of_a_run_folder_is_refused_with_the_holders_pid(smoke, capsys):
+    from ssync_lib.run_lock import RunLock
+
+    run = smoke["runs"] / "four"
+    proc = hold_lock(run)
+    try:
+        for extra in (["--resume"], [], ["--resume", "--set", "max_steps=9"]):
+            err = refused(["train", "--profile", "smoke", "--name", "four", "--no-progress", *extra, *smoke["sets"]],
+                          capsys, smoke["runs"])
+            assert f"run folder {run} is in use by another process: PID {proc.pid}: holder-cmd --name four" in err
+    finally:
+        proc.kill()
+        proc.wait()
+    with RunLock(run) as lock:  # the holder was killed (SIGKILL): its lock is stale and the next writer takes it
+        assert f"PID {__import__('os').getpid()}" in (run / ".lock").read_text() and lock.fd is not None
+    assert not (run / ".lock").exists()
+
+
+def test_a_refused_start_leaves_no_run_folder_and_a_killed_save_leaves_no_temporary_file(smoke, tmp_path):
+    runs = tmp_path / "runs"
+    (runs / "killed").mkdir(parents=True)
+    stale = runs / "killed" / ".tmp-last.pt.99999"  # a first save killed with SIGKILL
+    stale.write_bytes(b"\0" * 1000)
+    assert main(["train", "--profile", "smoke", "--name", "killed", "--no-progress", "--data-root",
+                 str(smoke["data"]), "--set", f"train.run_root={runs}", "max_steps=2"]) == 0
+    assert not stale.exists() and (runs / "killed" / "last.pt").exists() and not (runs / "killed" / ".lock").exists()
+    assert main(["train", "--profile", "smoke", "--name", "new", "--data-root", str(smoke["data"]), "--set",
+                 f"train.run_root={runs}", "slot_dim=15"]) == 2
+    assert not (runs / "new").exists()
+
+
+def test_a_run_name_with_a_path_is_refused(smoke, tmp_path, capsys):
+    err = refused(["train", "--profile", "smoke", "--name", "../../x", "--data-root", str(smoke["data"]), "--set",
+                   f"train.run_root={tmp_path / 'runs'}"], capsys, tmp_path)
+    assert "train.name='../../x': must be a plain folder name" in err and not (tmp_path / "x").exists()
+
+
+def test_ctrl_c_in_train_says_what_is_safe_and_how_to_resume(smoke, tmp_path, capsys, monkeypatch):
+    import ssync_lib.train as train_module
+
+    real = train_module.build_objective
+
+    def interrupted_at_4(*args, **kwargs):
+        objective = real(*args, **kwargs)
+        forward = objective.forward
+
+        def forward_or_ctrl_c(out, step):
+            if step == 4:
+                raise KeyboardInterrupt
+            return forward(out, step)
+        objective.forward = forward_or_ctrl_c
+        return objective
+
+    monkeypatch.setattr(train_module, "build_objective", interrupted_at_4)
+    argv = ["train", "--profile", "smoke", "--name", "cc", "--no-progress", "--data-root", str(smoke["data"]),
+            "--set", f"train.run_root={tmp_path}"]
+    capsys.readouterr()
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert err.startswith(f"interrupted: interrupted at step 4 of 6 in {tmp_path / 'cc'}: the last checkpoint is "
+                          f"{tmp_path / 'cc' / 'last.pt'} (step 3)") and "Traceback" not in err
+    assert f"fix: resume with python -m ssync_lib {' '.join(argv)} --resume" in err
+    assert not (tmp_path / "cc" / ".lock").exists()
+    monkeypatch.setattr(train_module, "build_objective", real)
+    assert main([*argv, "--resume"]) == 0
+
+
+# ----------------------------------------------------------------------------- checkpoints (issue 32)
+
+def copy_run(smoke, dest: Path, names=("last.pt", "step-0000003.pt", "config.json")) -> Path:
+    dest.mkdir(parents=True)
+    for name in names:
+        (dest / name).write_bytes((smoke["runs"] / "four" / name).read_bytes())
+    return dest
+
+
+def test_nan_weights_are_named_with_the_last_finite_checkpoint(smoke, tmp_path, capsys):
+    run = copy_run(smoke, tmp_path / "runs" / "nan")
+    state = torch.load(run / "last.pt", weights_only=True)
+    first = next(k for k, v in state["model"].items() if v.is_floating_point())
+    state["model"][first] = state["model"][first] * math.nan
+    torch.save(state, run / "last.pt")
+    expected = (f"checkpoint {run / 'last.pt'} (step 6) holds NaN or infinite weights in 1 of "
+                f"{len(state['model'])} tensors ({first})")
+    good = f"the last checkpoint with finite weights, {run / 'step-0000003.pt'} (step 3)"
+    err = refused(["evaluate", "--checkpoint", str(run / "last.pt"), "--data-root", str(smoke["data"])], capsys, run)
+    assert expected in err and good in err
+    sets = ["--data-root", str(smoke["data"]), "--set", f"train.run_root={tmp_path / 'runs'}"]
+    err = refused(["train", "--profile", "smoke", "--name", "nan", "--resume", *sets], capsys, run)
+    assert expected in err and good in err and "last good" not in err
+    err = refused(["train", "--profile", "smoke", "--name", "branch", "--objective", "ssync", "--init-from",
+                   str(run / "last.pt"), *sets], capsys, tmp_path)
+    assert expected in err and not (tmp_path / "runs" / "branch").exists()
+    (run / "step-0000003.pt").unlink()
+    err = refused(["evaluate", "--checkpoint", str(run / "last.pt"), "--data-root", str(smoke["data"])], capsys, run)
+    assert f"no checkpoint in {run} has finite weights" in err
+
+
+@pytest.mark.parametrize("size", [0, 1000])
+def test_a_truncated_checkpoint_is_called_truncated(smoke, tmp_path, capsys, size):
+    path = tmp_path / "last.pt"
+    path.write_bytes((smoke["runs"] / "four" / "last.pt").read_bytes()[:size])
+    err = refused(["evaluate", "--checkpoint", str(path)], capsys, tmp_path)
+    reason = "an empty file" if size == 0 else f"{size} bytes; RuntimeError: PytorchStreamReader failed"
+    assert f"checkpoint {path} is truncated ({reason}" in err and "was cut short" in err

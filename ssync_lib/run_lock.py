@@ -1,0 +1,89 @@
+"""One writer per run folder: an exclusive lock held by the process that trains in it.
+
+    with RunLock(run_dir):      # refused (RunBusyError, exit 2) while another process holds it
+        ...                     # train, write checkpoints, logs, metrics
+
+The lock is ``fcntl.flock`` on ``<run_dir>/.lock``, which holds the holder's PID and command line. The kernel
+releases a flock when its process ends, however it ends (exception, SIGTERM, SIGKILL, power cut of the process),
+so a lock left by a crash is stale and the next writer takes it. On release the file is removed; a taker checks
+that the file it locked is still the one at the path (a release may remove it in between), so two processes
+never both hold it. Where ``fcntl`` does not exist (Windows) the lock is a no-op.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from ssync_lib.errors import RunBusyError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
+LOCK_NAME = ".lock"
+
+
+def holder(run_dir: str | Path) -> str:
+    """The PID and command written in ``run_dir``'s lock file ("unknown" when it holds none)."""
+    try:
+        text = (Path(run_dir) / LOCK_NAME).read_text().strip()
+    except OSError:
+        text = ""
+    return text or "unknown (the holder has not written its PID yet)"
+
+
+class RunLock:
+    """Exclusive lock of a run folder (module docstring). ``acquire`` creates the folder if needed; ``release``
+    removes the lock file, and the folder too when this lock created it and nothing else was written there
+    (a refused or failed start leaves no half-made run folder)."""
+
+    def __init__(self, run_dir: str | Path, command: str | None = None):
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / LOCK_NAME
+        self.command = command if command is not None else " ".join([Path(sys.executable).name, *sys.argv])
+        self.fd: int | None = None
+        self.created = False
+
+    def acquire(self) -> "RunLock":
+        if fcntl is None:
+            return self
+        self.created = not self.run_dir.exists()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise RunBusyError(f"run folder {self.run_dir} is in use by another process: {holder(self.run_dir)}",
+                                   fix=f"wait until it ends (or stop it: kill <PID>), then --resume; or choose "
+                                       f"another name (--name)") from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:  # released and removed between our open and our lock
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"PID {os.getpid()}: {self.command}\n".encode())
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        self.path.unlink(missing_ok=True)  # while still held: a taker of the old file sees it is gone
+        os.close(self.fd)
+        self.fd = None
+        if self.created and self.run_dir.is_dir() and not any(self.run_dir.iterdir()):
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
