@@ -1,4 +1,4 @@
-"""The notebook widgets in a real browser: `make browser-check` (README, "The widgets in a real browser").
+"""The notebook widgets in a real browser: `make browser-check` (docs/usage.md, "The widgets in a real browser").
 
     .venv/bin/python scripts/browser_check.py [--notebook notebooks/02_baseline.ipynb] [--profile smoke]
 

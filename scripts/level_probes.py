@@ -1,6 +1,6 @@
 """Short probes of the CPU recipe on variants of synth-tex: which property of the level stops it learning objects?
 
-The `cpu` recipe learns objects on synth-easy and none on synth-tex (README, "The second level"). synth-tex
+The `cpu` recipe learns objects on synth-easy and none on synth-tex (docs/results.md, "The textured levels"). synth-tex
 differs in two ways: more, smaller objects (3-8 of radius 0.08-0.15) and pixels that vary inside each object
 (shading 0.5, gratings 0.12, noise 6). Each probe changes one of them and trains the recipe briefly; the synth-easy
 control shows what a level the recipe learns looks like after the same steps.

@@ -1,6 +1,6 @@
 """ssync_lib: the SSync companion.
 
-The pipeline, in the order a clip goes through it (README's "Repository layout" has a line per module):
+The pipeline, in the order a clip goes through it (README's "Where things are" has a line per module):
     config.py        settings and profiles            runtime.py   device, processes, seeds, commit
     data/            synthetic benchmark and readers (MOVi, YouTube-VIS, DAVIS) -> video clips; data order
     models/          frozen timm ViT encoder -> slot attention + predictor -> MLP broadcast decoder

@@ -56,11 +56,7 @@ def test_notebook_runs_in_smoke_profile(path, run_root, tmp_path, monkeypatch):
 
 
 def test_write_back_drops_papermill_traces(tmp_path):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("run_all", NOTEBOOK_DIR / "run_all.py")
-    run_all = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(run_all)
+    run_all = _run_all()
     nb = nbformat.v4.new_notebook(metadata={"papermill": {"duration": 1.0}, "kernelspec": {"name": "python3", "display_name": "Python 3"}})
     params = nbformat.v4.new_code_cell("profile = 'cpu'", metadata={"tags": ["parameters"]})
     injected = nbformat.v4.new_code_cell("profile = 'smoke'", metadata={"tags": ["injected-parameters"]})
@@ -75,24 +71,62 @@ def test_write_back_drops_papermill_traces(tmp_path):
     assert dict(back.cells[1].metadata) == {} and back.cells[1].outputs[0].text == "1\n"
 
 
-def test_html_report_index_and_page_links(tmp_path):
+def _run_all():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("run_all", NOTEBOOK_DIR / "run_all.py")
     run_all = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(run_all)
+    return run_all
+
+
+PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==")  # 1x1 px
+
+
+def test_html_landing_page_has_a_card_per_notebook(tmp_path):
+    run_all = _run_all()
     executed = []
-    for name in ("01_data", "02_baseline"):
+    for name, marker in (("01_data", "viz.plot_frames(frames, item"), ("02_baseline", "viz.plot_map_rows(")):
         nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}})
-        nb.cells = [nbformat.v4.new_markdown_cell(f"# {name}")]
+        other = nbformat.v4.new_code_cell("plot_something_else()")
+        other.outputs = [nbformat.v4.new_output("display_data", data={"image/png": "AAAA"})]
+        key = nbformat.v4.new_code_cell(f"x = 1\n{marker}...)")
+        key.outputs = [nbformat.v4.new_output("display_data", data={"image/png": PNG[:40] + "\n" + PNG[40:]})]
+        nb.cells = [nbformat.v4.new_markdown_cell(f"# {name}"), other, key]
         nbformat.write(nb, tmp_path / f"{name}.ipynb")
         executed.append(tmp_path / f"{name}.ipynb")
     (tmp_path / "metrics").mkdir()
     (tmp_path / "metrics" / "02_cpu.json").write_text(json.dumps({"decoder/fg_ari": 0.5975, "attention/fg_ari": 0.6883}))
     index = run_all.render_html(executed, tmp_path / "html", profile="cpu", metrics_dir=tmp_path / "metrics")
     text = index.read_text()
-    assert "profile <b>cpu</b>" in text and "attention/fg_ari 0.688" in text and "decoder/fg_ari 0.598" in text
-    assert "the data: videos with instance masks" in text  # 01's line, without numbers (no JSON)
+    assert "Profile <b>cpu</b>" in text and text.count("class='card'") == 2
+    assert text.count(f"data:image/png;base64,{PNG}") == 2 and "base64,AAAA" not in text  # the key figure only
+    assert "FG-ARI of the slot attention masks" in text and "68.8%" in text and "59.8%" in text
+    assert "attention/fg_ari" not in text  # no raw keys
+    assert "the data: videos with instance masks" in text  # 01's card, without numbers (no JSON)
     first, second = ((tmp_path / "html" / f"{n}.html").read_text() for n in ("01_data", "02_baseline"))
     assert 'href="02_baseline.html"' in first and 'href="index.html"' in first
     assert 'href="01_data.html"' in second and 'href="index.html"' in second
+
+
+@pytest.mark.parametrize("key, label, value, shown", [
+    ("dense/decoder/fg_ari", "dense alignment: FG-ARI of the decoder masks", 0.6912, "69.1%"),
+    ("attention/mbo", "mBO of the slot attention masks", 0.3, "30.0%"),
+    ("ssync/s7/mbo", "SSync, 7 slots: mBO of the decoder masks", 0.225, "22.5%"),
+    ("synth-easy/objects_per_video", "objects per video (synth-easy)", 3.05, "3.05"),
+    ("synth-easy/mean_area_frac", "mean object area (share of the frame) (synth-easy)", 0.081, "8.1%"),
+    ("val_videos", "validation videos", 200.0, "200"),
+    ("dense_bytes_per_pair", "dense alignment: bytes per pair of patches", 25.53, "25.5"),
+    ("boundary_share", "patches SSync calls boundary", 0.38, "38.0%"),
+    ("something/new", "something/new", 1.5, "1.5"),
+])
+def test_plain_labels(key, label, value, shown):
+    run_all = _run_all()
+    assert run_all.plain_label(key) == label and run_all.plain_value(key, value) == shown
+
+
+def test_every_card_marker_finds_a_figure_in_the_committed_notebooks():
+    run_all = _run_all()
+    for path in NOTEBOOKS:
+        marker, _ = run_all.KEY_FIGURE[path.name[:2]]
+        assert run_all.key_figure(nbformat.read(path, as_version=4), marker), f"{path.name}: no figure for {marker!r}"

@@ -54,7 +54,7 @@ LEVELS = {
                        colours="distinct", textures=("flat",), background="plain", min_separation=0.5,
                        shading=0.5, pattern=0.12, noise=6.0),
     # synth-tex's variation at about a third of its strength on synth-easy's object sizes, 3-5 objects: the
-    # textured level the cpu recipe still learns (README, "The second level"; synth-tex itself defeats it)
+    # textured level the cpu recipe still learns (docs/results.md, "The textured levels"; synth-tex itself defeats it)
     "synth-tex-mild": Level(num_objects=(3, 5), radius=(0.125, 0.25), speed=(0.02, 0.06), shapes=SHAPES,
                             colours="distinct", textures=("flat",), background="plain", min_separation=0.5,
                             shading=0.2, pattern=0.05, noise=3.0),

@@ -46,7 +46,7 @@ min_separation 0.5, and three sources of variation inside each object:
 `synth-tex-mild` keeps synth-tex's three sources at about a third of their strength (shading 0.2,
 pattern 0.05, noise 3.0) on synth-easy's object sizes (radius 0.125-0.25), 3-5 objects, min_separation 0.5:
 the textured level that the `cpu` recipe still learns (synth-tex's small objects and strong variation each
-stop it; README, "The second level").
+stop it; docs/results.md, "The textured levels").
 
 The colour of a pixel is round(clip(colour x factor + noise, 0, 255)). The masks are unchanged by
 all three. The fields default to 0, and a field at 0 draws no random numbers and is left out of
