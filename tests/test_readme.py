@@ -3,6 +3,7 @@
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -84,3 +85,17 @@ def test_glance_claims_carry_the_committed_numbers(decoder_means):
     assert claim1 in glance and claim2 in glance
     assert fg.loc[11, "ssync"] < min(fg.loc[11, "baseline"], fg.loc[11, "dense"])  # "in part" stays true
     assert mbo.loc[11, "ssync"] > max(mbo.loc[11, "baseline"], mbo.loc[11, "dense"])
+
+
+def test_glance_cost_claim_carries_the_committed_benchmark():
+    """Claim 3 against results/bench/alignment.csv: log-log slopes fitted here with numpy (sizes >= 256), ratios."""
+    bench = pd.read_csv(ROOT / "results" / "bench" / "alignment.csv")
+    assert not bench["extrapolated"].any()  # measured points only
+    slope = {m: np.polyfit(np.log(g.tokens[g.tokens >= 256]), np.log(g.peak_bytes[g.tokens >= 256]), 1)[0]
+             for m, g in bench.groupby("method")}
+    at = bench[bench.tokens == 2304].set_index("method")
+    claim3 = (f"Its peak memory grows with exponent {slope['ssync']:.2f} in the tokens per clip, dense alignment's "
+              f"with {slope['dense direct']:.2f}; at MOVi-C's 2,304 tokens dense alignment needs "
+              f"{at.peak_bytes['dense direct'] / at.peak_bytes['ssync']:.0f}x SSync's memory and "
+              f"{at.seconds['dense direct'] / at.seconds['ssync']:.0f}x its time")
+    assert claim3 in section("Results at a glance")
