@@ -107,6 +107,9 @@ def add_experiment_parser(sub: argparse._SubParsersAction) -> None:
     add_data_root(p)
     p.add_argument("--results", help="copy the summary, plots and per-run metrics to this folder")
     p.add_argument("--summary-only", action="store_true", help="summarise the finished runs, train nothing")
+    p.add_argument("--on-change", choices=("refuse", "rerun"), default="refuse",
+                   help="runs of the sweep that exist with another config: refuse (default), or train them again "
+                        "(the old ones move to <sweep>/replaced/)")
     p.add_argument("--columns", default="",
                    help="comma-separated summary.csv columns to print, or a named set (metrics, premises; "
                         "experiment.COLUMN_SETS); default: all; table.md keeps all")
@@ -120,7 +123,10 @@ def run_experiment(args: argparse.Namespace) -> int:
                                       sweep_from_args)
 
     sweep = sweep_from_args(args)
-    summary = summarise(sweep.folder()) if args.summary_only else run_sweep(sweep, progress=not args.no_progress)
+    if args.summary_only:
+        summary = summarise(sweep.folder())
+    else:
+        summary = run_sweep(sweep, progress=not args.no_progress, on_change=args.on_change)
     print(markdown_table(summary, parse_list(args.columns) or None))
     if args.results:
         publish(sweep.folder(), resolve_path(args.results), command_line(sys.argv[1:]))

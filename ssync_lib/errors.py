@@ -101,3 +101,9 @@ class Interrupted(KeyboardInterrupt):
 
     def __str__(self) -> str:
         return self.message + (f"\nfix: {self.fix}" if self.fix else "")
+
+
+class RunFolderError(UserInputError, PermissionError):
+    """A run folder or output path cannot be written (read-only, not this user's, full disk)."""
+
+    default_fix = "make the folder writable, free some space, or write elsewhere"

@@ -33,7 +33,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ssync_lib import metrics as M
-from ssync_lib.checkpoint import load_checkpoint, load_module_state
+from ssync_lib.checkpoint import config_changes, load_checkpoint, load_module_state
 from ssync_lib.config import Config, apply_overrides, get_config, project_root, resolve_path
 from ssync_lib.config_checks import validate
 from ssync_lib.data import build_dataset, check_data_root
@@ -42,6 +42,7 @@ from ssync_lib.errors import ConfigError
 from ssync_lib.models import create_model
 from ssync_lib.objectives.ssync import label_statistics, pseudo_labels
 from ssync_lib.official import load_official
+from ssync_lib.run_lock import check_writable
 from ssync_lib.runtime import commit_hash, resolve_device
 
 NO_BACKGROUND = ("ytvis",)  # sources without a background id: plain ARI over labelled pixels (§2)
@@ -174,25 +175,81 @@ def _data_suffix(saved_config: Mapping | None, cfg: Config) -> tuple[str, list[s
     return f"-data-{name}", diffs
 
 
+def _setting_suffix(saved_config: Mapping | None, cfg: Config, max_videos: int | None) -> tuple[str, list[str]]:
+    """``("-first<N>", ...)`` when fewer videos are evaluated than the run's own evaluation did (``max_videos``, or
+    ``data.max_val_videos``, differs from the checkpoint's cap), ``"-config-<hash>"`` when a model, objective or
+    train value that changes the evaluation differs from the checkpoint's (``checkpoint.config_changes``, free
+    keys aside); with the differences, for the message."""
+    if saved_config is None:
+        return "", []
+    suffix, diffs = "", []
+    saved_cap = int(saved_config.get("data", {}).get("max_val_videos", 0) or 0)
+    cap = max_videos or cfg.data.max_val_videos or 0
+    if cap != saved_cap:
+        suffix += f"-first{cap}" if cap else "-all"
+        diffs.append(f"videos: {saved_cap or 'all'} -> {cap or 'all'}")
+    changes = config_changes(saved_config, cfg, ("model", "objective", "train"))
+    if changes:
+        now = {s: cfg.to_dict()[s] for s in ("model", "objective", "train")}
+        suffix += "-config-" + hashlib.sha256(json.dumps(now, sort_keys=True).encode()).hexdigest()[:8]
+        diffs += changes
+    return suffix, diffs
+
+
+def check_max_videos(max_videos: int | None) -> None:
+    if max_videos is not None and (not isinstance(max_videos, int) or max_videos < 1):
+        raise ConfigError(f"--max-videos {max_videos}: must be an integer >= 1",
+                          fix="give the number of validation videos to evaluate, or leave --max-videos out for all")
+
+
+def _run_folder_of(path: Path) -> Path | None:
+    """The run folder (a folder holding ``last.pt`` or ``config.json``) that ``path`` lies in, if any."""
+    for folder in [path.parent, *path.parent.parents]:
+        if (folder / "last.pt").exists() or (folder / "config.json").exists():
+            return folder
+    return None
+
+
+def check_out(out: Path) -> None:
+    """Refuse an ``--out`` that is an existing folder, a file inside ``checkpoints/``, or, inside a run folder,
+    anything but a new ``.json`` file (a run's checkpoints, logs and metrics are never written over)."""
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is an existing folder; it takes the path of the JSON file to write",
+                          fix=f"give a file name, e.g. --out {out / 'metrics.json'}")
+    if _is_shipped(out) and out.exists():
+        raise ConfigError(f"--out {out} is a file inside {SHIPPED_DIR}/ (the shipped models' metrics, read by the "
+                          f"notebooks); it is never written over", fix="choose a path outside checkpoints/")
+    run = _run_folder_of(out.resolve())
+    if run is not None and (out.exists() or out.suffix != ".json"):
+        what = "an existing file" if out.exists() else "not a .json file"
+        raise ConfigError(f"--out {out} is {what} inside the run folder {run}; a run's checkpoints, logs and metrics "
+                          f"are never written over", fix=f"give a new .json name, e.g. --out {run / 'metrics-mine.json'}, "
+                                                         f"or a path outside the run folder")
+
+
 def metrics_destination(checkpoint: Path, cfg: Config, saved_config: Mapping | None = None, split: str = "val",
-                        out: str | Path | None = None, base: str | None = None) -> tuple[Path, str]:
+                        out: str | Path | None = None, base: str | None = None,
+                        max_videos: int | None = None) -> tuple[Path, str]:
     """Where the evaluation of ``checkpoint`` goes, and why there.
 
-    ``out`` when given (never over a file inside ``checkpoints/``). Otherwise beside the checkpoint:
-    ``<base>[-<split>].json`` with ``base`` = ``metrics[-<stem>]`` (``metrics.json`` for ``last.pt``), with ``-data-<folder>`` added when
-    the data differ from the checkpoint's own (a run's ``metrics.json`` holds its own data's figures only); for a
-    checkpoint inside ``checkpoints/`` (the shipped models, whose metrics the notebooks read) the same name under
+    ``out`` when given (``check_out``: never an existing folder, a file inside ``checkpoints/`` or a run folder's
+    own files). Otherwise beside the checkpoint: ``<base>[-<split>].json`` with ``base`` = ``metrics[-<stem>]``
+    (``metrics.json`` for ``last.pt``), with ``-first<N>`` added for fewer videos than the run's own evaluation,
+    ``-config-<hash>`` for other model / objective / train values and ``-data-<folder>`` for other data than the
+    checkpoint's own: a run's ``metrics.json`` holds its own full evaluation only. For a checkpoint inside
+    ``checkpoints/`` (the shipped models, whose metrics the notebooks read) the same name under
     ``<train.run_root>/evaluate/<its path below checkpoints/>``."""
     if out is not None:
         out = Path(out)
-        if _is_shipped(out) and out.exists():
-            raise ConfigError(f"--out {out} is a file inside {SHIPPED_DIR}/ (the shipped models' metrics, read by the "
-                              f"notebooks); it is never written over", fix="choose a path outside checkpoints/")
+        check_out(out)
         return out, ""
     base = base or ("metrics" if checkpoint.stem == "last" else f"metrics-{checkpoint.stem}")
+    setting, changes = _setting_suffix(saved_config, cfg, max_videos)
     suffix, diffs = _data_suffix(saved_config, cfg)
-    name = f"{base}{'' if split == 'val' else '-' + split}{suffix}.json"
-    why = f" (other data than the checkpoint's: {'; '.join(diffs)}; its own metrics are kept)" if diffs else ""
+    name = f"{base}{'' if split == 'val' else '-' + split}{setting}{suffix}.json"
+    reasons = ([f"other data than the checkpoint's: {'; '.join(diffs)}"] if diffs else []) + \
+        ([f"another setting than the run's own evaluation: {'; '.join(changes)}"] if changes else [])
+    why = f" ({'; '.join(reasons)}; its own metrics are kept)" if reasons else ""
     if _is_shipped(checkpoint):
         below = checkpoint.resolve().parent.relative_to((project_root() / SHIPPED_DIR).resolve())
         return (resolve_path(cfg.train.run_root) / "evaluate" / below / name,
@@ -213,11 +270,13 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "val", max_videos: 
                         out: str | Path | None = None) -> dict:
     """Evaluate a checkpoint and write the JSON where ``metrics_destination`` says (beside it: ``metrics.json``
     for ``last.pt``, ``metrics-<stem>.json`` otherwise; or ``out``); the place is logged. Returns the metrics."""
+    check_max_videos(max_videos)
     checkpoint = Path(checkpoint)
     state = load_checkpoint(checkpoint)
     cfg = validate(apply_overrides(Config.from_dict(state["config"]), overrides))
+    dest, why = metrics_destination(checkpoint, cfg, state["config"], split, out, max_videos=max_videos)
+    check_writable(dest)  # before the work
     check_data_root(cfg)  # before building the model
-    dest, why = metrics_destination(checkpoint, cfg, state["config"], split, out)
     model = _model_from(state, cfg, checkpoint)
     metrics = evaluate(model, cfg, split, max_videos=max_videos or cfg.data.max_val_videos or None,
                        progress=progress)
@@ -239,10 +298,12 @@ def evaluate_official(path: str | Path, profile: str, split: str = "val", max_vi
     """A public SSync / SlotContrast checkpoint converted by ``ssync_lib.official`` (its report on stderr), evaluated
     with ``profile``'s data and metrics; writes ``metrics-official-<stem>.json`` beside it (or ``out``). Returns the
     metrics."""
+    check_max_videos(max_videos)
     cfg = validate(apply_overrides(get_config(profile), overrides))
-    check_data_root(cfg)  # before building the model
     path = Path(path)
     dest, why = metrics_destination(path, cfg, None, split, out, base=f"metrics-official-{path.stem}")
+    check_writable(dest)  # before the work
+    check_data_root(cfg)  # before building the model
     model, report = load_official(path, cfg.model, cfg.data.input_size)
     print(report.summary(), file=sys.stderr)
     metrics = evaluate(model.to(resolve_device(cfg.train.device)), cfg, split,

@@ -24,6 +24,7 @@ import math
 import platform
 import shutil
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -32,6 +33,7 @@ import pandas as pd
 import torch
 
 from ssync_lib import viz
+from ssync_lib.checkpoint import ConfigChangeError, config_changes
 from ssync_lib.config import Config, apply_overrides, get_config, resolve_path
 from ssync_lib.config_checks import validate
 from ssync_lib.diagnostics import PREMISE_KEYS
@@ -98,13 +100,58 @@ def _base_config(sweep: Sweep, seed: int, slots: int) -> Config:
     return cfg
 
 
-def run_sweep(sweep: Sweep, progress: bool = True) -> pd.DataFrame:
-    """Train and evaluate every missing combination, then summarise. Returns the summary table."""
+def run_configs(sweep: Sweep) -> list[Config]:
+    """The config of every run of the sweep (the baselines with their branch checkpoint kept)."""
+    return [_base_config(sweep, seed, slots) if objective == "baseline" else sweep.config(objective, seed, slots)
+            for seed in sweep.seeds for slots in sweep.slots for objective in sweep.objectives]
+
+
+def changed_runs(sweep: Sweep) -> dict[Path, list[str]]:
+    """The run folders of ``sweep`` that exist (finished or interrupted) with a config that differs from the
+    requested one in a value that changes what the run computes (``checkpoint.config_changes``, as resume
+    compares): folder -> the differences (run -> requested)."""
+    changed = {}
+    for cfg in run_configs(sweep):
+        run_dir = Path(cfg.train.run_root) / cfg.run_name
+        if (run_dir / "config.json").exists():
+            diffs = config_changes(json.loads((run_dir / "config.json").read_text()), cfg)
+            if diffs:
+                changed[run_dir] = diffs
+    return changed
+
+
+def check_changes(sweep: Sweep, on_change: str = "refuse") -> None:
+    """Before anything trains: existing runs made with another config are refused (``ConfigChangeError`` listing
+    each), or with ``on_change="rerun"`` moved to ``<sweep>/replaced/<run>-<n>/`` (kept, out of the summary) so
+    that they train again."""
+    changed = changed_runs(sweep)
+    if not changed:
+        return
+    if on_change == "rerun":
+        for run_dir in changed:
+            aside = run_dir.parent / "replaced"
+            aside.mkdir(exist_ok=True)
+            n = sum(1 for _ in aside.glob(f"{run_dir.name}-*"))
+            run_dir.rename(aside / f"{run_dir.name}-{n}")
+            print(f"config changed, trained again: {run_dir.name} (the old run moved to replaced/{run_dir.name}-{n})")
+        return
+    listing = "\n".join(f"  {run.name}: " + "; ".join(diffs) for run, diffs in changed.items())
+    raise ConfigChangeError(f"{len(changed)} run(s) of the sweep {sweep.folder()} were made with another config "
+                            f"(run -> requested):\n{listing}\nnothing was trained",
+                            fix="use the sweep's config (drop or restore the changed --set values), give the new "
+                                "config its own sweep (--name NEW), or pass --on-change rerun to train these runs "
+                                "again (the old ones move to <sweep>/replaced/)")
+
+
+def run_sweep(sweep: Sweep, progress: bool = True, on_change: str = "refuse") -> pd.DataFrame:
+    """Train and evaluate every missing combination, then summarise. Returns the summary table. Runs that exist
+    with another config are refused or trained again (``check_changes``, ``on_change``)."""
     from ssync_lib.train import train
 
     unknown = set(sweep.branch) - set(BRANCHABLE)
     if unknown:
         raise ConfigError(f"--branch takes objectives among {', '.join(BRANCHABLE)}; got {sorted(unknown)}")
+    check_changes(sweep, on_change)
     order = sorted(sweep.objectives, key=lambda o: o != "baseline")  # the baseline first: others branch from it
     for seed in sweep.seeds:
         for slots in sweep.slots:
@@ -139,6 +186,13 @@ def summarise(folder: Path) -> pd.DataFrame:
     for metrics_file in sorted(folder.glob("*/metrics.json")):
         record = read_metrics(metrics_file)
         cfg = record["config"]
+        final = pd.read_csv(metrics_file.with_name("eval.csv")).iloc[-1]  # the training's final evaluation
+        videos = record["metrics"].get("num_videos")
+        if "num_videos" in final and videos != final["num_videos"]:
+            warnings.warn(f"{metrics_file}: {videos} videos, but its training's final evaluation (eval.csv) scored "
+                          f"{final['num_videos']:g}: a partial evaluation, left out of the summary; evaluate the "
+                          f"run again in full (python -m ssync_lib evaluate --run {metrics_file.parent})")
+            continue
         log = pd.read_csv(metrics_file.with_name("log.csv"))
         rows.append({"run": metrics_file.parent.name,
                      **summary_row(cfg["objective"]["name"], cfg["model"]["num_slots"], cfg["train"]["seed"],

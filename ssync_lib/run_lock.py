@@ -1,4 +1,5 @@
-"""One writer per run folder: an exclusive lock held by the process that trains in it.
+"""One writer per run folder: an exclusive lock held by the process that trains in it; and the check, before any
+work, that a result can be written where it goes (``check_writable``).
 
     with RunLock(run_dir):      # refused (RunBusyError, exit 2) while another process holds it
         ...                     # train, write checkpoints, logs, metrics
@@ -16,7 +17,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from ssync_lib.errors import RunBusyError
+from ssync_lib.errors import RunBusyError, RunFolderError
 
 try:
     import fcntl
@@ -51,9 +52,14 @@ class RunLock:
         if fcntl is None:
             return self
         self.created = not self.run_dir.exists()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        while True:
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise RunFolderError(f"cannot write in the run folder {self.run_dir}: {type(err).__name__}: "
+                                 f"{err.strerror or err}", fix=f"make it writable (chmod u+w {self.run_dir}) or "
+                                                           f"give another train.run_root") from None
+        while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -68,6 +74,7 @@ class RunLock:
             if same:
                 break
             os.close(fd)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         os.ftruncate(fd, 0)
         os.write(fd, f"PID {os.getpid()}: {self.command}\n".encode())
         self.fd = fd
@@ -87,3 +94,19 @@ class RunLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def check_writable(path: Path, need_bytes: int = 1 << 20, elsewhere: str = "--out PATH") -> None:
+    """Refuse, before any work, to write ``path`` where the nearest existing folder above it is not writable or
+    its disk has less than ``need_bytes`` free; ``elsewhere`` is how the command writes to another place."""
+    folder = next((p for p in [path.parent, *path.parent.parents] if p.exists()), Path("/"))
+    if not folder.is_dir():
+        raise RunFolderError(f"cannot write {path}: {folder} is a file, not a folder", fix=f"use {elsewhere}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise RunFolderError(f"cannot write {path}: the folder {folder} is read-only (or not this user's)",
+                             fix=f"make it writable (chmod u+w {folder}) or write elsewhere ({elsewhere})")
+    free = shutil.disk_usage(folder).free
+    if free < need_bytes:
+        raise RunFolderError(f"cannot write {path}: the disk of {folder} is full ({free / 2**20:.1f} MiB free, "
+                             f"{need_bytes / 2**20:.1f} MiB needed)",
+                             fix=f"free some space or write elsewhere ({elsewhere})")

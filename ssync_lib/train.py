@@ -53,7 +53,7 @@ from ssync_lib.evaluate import evaluate, write_metrics
 from ssync_lib.models import create_model
 from ssync_lib.objectives import build_objective
 from ssync_lib.optim import build_optimizer, build_scheduler
-from ssync_lib.run_lock import RunLock
+from ssync_lib.run_lock import RunLock, check_writable
 from ssync_lib.run_log import CsvLog, RunningMeans, tensorboard_write, tensorboard_writer
 from ssync_lib.runtime import DistInfo, init_distributed, resolve_device, seed_everything
 
@@ -187,6 +187,9 @@ def _train(cfg: Config, info: DistInfo, device: torch.device, run_dir: Path, ckp
         start = restore_training_state(state, cfg, resolve_path(tcfg.init_from), model, objective, optimizer, info,
                                        full=tcfg.init_mode == "full", branch=True)
     del state  # the weights are in the modules now
+    if info.is_main:  # a checkpoint (weights and two Adam moments) must fit beside the last one, checked up front
+        size = sum(p.numel() * p.element_size() for p in (*model.parameters(), *objective.parameters()))
+        check_writable(ckpt_path, need_bytes=3 * size + (1 << 20), elsewhere="another train.run_root")
     step = start["step"]
     scheduler = build_scheduler(optimizer, tcfg, step)
     if start["scheduler"] is not None:

@@ -90,7 +90,7 @@ def test_evaluating_a_shipped_checkpoint_on_other_data_keeps_the_shipped_metrics
     assert main(["evaluate", "--checkpoint", str(ckpt), "--max-videos", "2", "--no-progress", "--data-root",
                  str(smoke["data"]), "--set", f"train.run_root={tmp_path}", "data.resolution=32", "data.num_frames=6"]) == 0
     assert hashes(SHIPPED) == before
-    written = tmp_path / "evaluate" / "cpu" / "cpu-baseline-s5-seed0" / f"metrics-data-{smoke['data'].name}.json"
+    written = tmp_path / "evaluate" / "cpu" / "cpu-baseline-s5-seed0" / f"metrics-first2-data-{smoke['data'].name}.json"
     err = capsys.readouterr().err
     assert f"metrics written to {written}" in err and "never written over" in err and "other data" in err
     assert json.loads(written.read_text())["metrics"]["num_videos"] == 2
@@ -112,7 +112,7 @@ def test_a_run_evaluated_on_other_data_writes_beside_its_metrics(smoke, tmp_path
     assert main(["evaluate", "--run", str(run), "--max-videos", "2", "--no-progress", "--data-root", str(other),
                  "--set", "data.synth_seed=1"]) == 0
     assert (run / "metrics.json").read_bytes() == own
-    beside = json.loads((run / "metrics-data-other-data.json").read_text())
+    beside = json.loads((run / "metrics-first2-data-other-data.json").read_text())
     assert beside["config"]["data"]["synth_seed"] == 1 and "data.synth_seed: 0 -> 1" in capsys.readouterr().err
     out = tmp_path / "chosen" / "m.json"
     assert main(["evaluate", "--run", str(run), "--max-videos", "1", "--no-progress", "--out", str(out)]) == 0
@@ -435,3 +435,134 @@ def test_a_truncated_checkpoint_is_called_truncated(smoke, tmp_path, capsys, siz
     err = refused(["evaluate", "--checkpoint", str(path)], capsys, tmp_path)
     reason = "an empty file" if size == 0 else f"{size} bytes; RuntimeError: PytorchStreamReader failed"
     assert f"checkpoint {path} is truncated ({reason}" in err and "was cut short" in err
+
+
+# ----------------------------------------------------------------------------- evaluate: never over a run's own (issue 32)
+
+def test_a_partial_or_otherwise_configured_evaluation_writes_beside_the_runs_metrics(smoke, capsys):
+    run = smoke["runs"] / "four"
+    own = (run / "metrics.json").read_bytes()
+    capsys.readouterr()
+    assert main(["evaluate", "--run", str(run), "--max-videos", "1", "--no-progress"]) == 0
+    assert (run / "metrics.json").read_bytes() == own
+    assert json.loads((run / "metrics-first1.json").read_text())["metrics"]["num_videos"] == 1
+    err = capsys.readouterr().err
+    assert f"metrics written to {run / 'metrics-first1.json'} (another setting than the run's own evaluation: " \
+           f"videos: all -> 1; its own metrics are kept)" in err
+    assert main(["evaluate", "--run", str(run), "--max-videos", "1", "--no-progress", "--set", "model.iters=3"]) == 0
+    beside = sorted(run.glob("metrics-first1-config-*.json"))
+    assert len(beside) == 1 and (run / "metrics.json").read_bytes() == own
+    assert "model.iters: 2 -> 3" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("count", ["-1", "0"])
+def test_max_videos_below_one_is_refused(smoke, capsys, count):
+    err = refused(["evaluate", "--run", str(smoke["runs"] / "four"), "--max-videos", count], capsys, smoke["runs"])
+    assert f"--max-videos {count}: must be an integer >= 1" in err
+
+
+@pytest.mark.parametrize("target,expected", [
+    ("last.pt", "is an existing file inside the run folder"),
+    ("metrics.json", "is an existing file inside the run folder"),
+    ("notes.txt", "is not a .json file inside the run folder"),
+    ("", "is an existing folder"),
+])
+def test_out_never_writes_over_a_runs_files_or_a_folder(smoke, capsys, target, expected):
+    run = smoke["runs"] / "four"
+    out = run / target if target else run
+    err = refused(["evaluate", "--run", str(run), "--out", str(out), "--no-progress"], capsys, smoke["runs"])
+    assert expected in err and not (run / "notes.txt").exists()
+
+
+def test_out_as_a_new_json_inside_the_run_is_allowed(smoke, tmp_path):
+    run = copy_run(smoke, tmp_path / "copy")
+    assert main(["evaluate", "--run", str(run), "--out", str(run / "mine.json"), "--max-videos", "1",
+                 "--no-progress", "--data-root", str(smoke["data"])]) == 0
+    assert json.loads((run / "mine.json").read_text())["metrics"]["num_videos"] == 1
+
+
+def deny_writes(monkeypatch, folder: Path):
+    """Make ``folder`` read-only: chmod, and for root (whom permission bits do not stop) os.access says so."""
+    import os
+
+    folder.chmod(0o555)
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == folder and mode & os.W_OK
+                        else real(p, mode, **kw))
+
+
+def test_a_read_only_run_folder_or_a_full_disk_is_refused_before_the_work(smoke, tmp_path, capsys, monkeypatch):
+    import shutil as shutil_module
+    import ssync_lib.evaluate as evaluate_module
+
+    run = copy_run(smoke, tmp_path / "runs" / "ro")
+    monkeypatch.setattr(evaluate_module, "evaluate", lambda *a, **k: pytest.fail("evaluated before the check"))
+    deny_writes(monkeypatch, run)
+    try:
+        err = refused(["evaluate", "--run", str(run), "--data-root", str(smoke["data"])], capsys, run)
+        assert f"cannot write {run / 'metrics.json'}: the folder {run} is read-only" in err
+        err = refused(["train", "--profile", "smoke", "--name", "ro", "--resume", "--set", "max_steps=9",
+                       "train.run_root=" + str(tmp_path / "runs"), "--data-root", str(smoke["data"]),
+                       "--allow-config-change"], capsys, run)
+        assert f"the folder {run} is read-only" in err or f"cannot write in the run folder {run}" in err
+    finally:
+        run.chmod(0o755)
+    monkeypatch.setattr(shutil_module, "disk_usage", lambda p: shutil_module._ntuple_diskusage(10**9, 10**9, 1000))
+    err = refused(["evaluate", "--run", str(run), "--data-root", str(smoke["data"]), "--out", str(tmp_path / "m.json")],
+                  capsys, run)
+    assert "the disk of" in err and "is full (0.0 MiB free" in err and not (tmp_path / "m.json").exists()
+
+
+# ----------------------------------------------------------------------------- data folders (issue 32)
+
+def test_a_data_root_that_is_empty_a_file_unreadable_or_relative(smoke, tmp_path, capsys, monkeypatch):
+    sets = ["--set", f"train.run_root={tmp_path / 'runs'}"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    err = refused(["train", "--profile", "cpu", "--name", "x", "--data-root", str(empty), *sets], capsys, tmp_path)
+    assert f"synthetic data folder {empty} is empty" in err and "--profile cpu" in err
+    err = refused(["train", "--profile", "smoke", "--name", "x", "--data-root", str(empty), *sets], capsys, tmp_path)
+    assert "make_synthetic.py --profile smoke" in err
+    (empty / "junk").write_text("x")
+    err = refused(["train", "--profile", "smoke", "--name", "x", "--data-root", str(empty), *sets], capsys, tmp_path)
+    assert "holds no meta.json of a generated data set (it holds junk)" in err
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    err = refused(["train", "--profile", "smoke", "--name", "x", "--data-root", str(afile), *sets], capsys, tmp_path)
+    assert "is a file, not a folder" in err
+    monkeypatch.chdir(tmp_path)
+    err = refused(["train", "--profile", "smoke", "--name", "x", "--data-root", "empty", *sets], capsys, tmp_path)
+    assert f"a relative data.root is relative to the project root {project_root()}, not to the current folder" in err
+    assert f"--data-root {empty.resolve()}" in err
+    import os
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == smoke["data"] else real(p, mode, **kw))
+    err = refused(["evaluate", "--run", str(smoke["runs"] / "four"), "--data-root", str(smoke["data"])], capsys,
+                  smoke["runs"])
+    assert "cannot be read (permission denied)" in err
+    assert not (tmp_path / "runs").exists()
+
+
+# ----------------------------------------------------------------------------- sweeps (issue 32)
+
+def test_a_sweep_rerun_with_another_config_is_refused_or_trained_again(smoke, tmp_path, capsys):
+    args = ["experiment", "--profile", "smoke", "--objectives", "baseline", "--seeds", "0", "--branch", "",
+            "--no-progress", "--data-root", str(smoke["data"]), "--set", f"train.run_root={tmp_path}", "max_steps=2"]
+    assert main(args) == 0
+    folder = tmp_path / "experiments" / "smoke"
+    run = folder / "baseline-s4-seed0"
+    err = refused([*args, "max_steps=4"], capsys, folder)
+    assert f"1 run(s) of the sweep {folder} were made with another config" in err
+    assert "baseline-s4-seed0: train.max_steps: 2 -> 4" in err and "--on-change rerun" in err
+    (run / "metrics.json").unlink()  # an interrupted run answers the same
+    err = refused([*args, "max_steps=4"], capsys, folder)
+    assert "baseline-s4-seed0: train.max_steps: 2 -> 4" in err
+    assert main([*args, "max_steps=4", "--on-change", "rerun"]) == 0
+    assert json.loads((run / "metrics.json").read_text())["config"]["train"]["max_steps"] == 4
+    assert (folder / "replaced" / "baseline-s4-seed0-0" / "last.pt").exists()
+    # a partial metrics.json (written by evaluate before issue 32) is left out of the summary, with a warning
+    record = json.loads((run / "metrics.json").read_text())
+    record["metrics"]["num_videos"] = 1
+    (run / "metrics.json").write_text(json.dumps(record))
+    with pytest.warns(UserWarning, match="a partial evaluation, left out of the summary"):
+        assert main([*args, "max_steps=4", "--summary-only"]) == 2  # no finished run left: refused

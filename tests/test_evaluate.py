@@ -121,5 +121,5 @@ def test_evaluate_run_reproduces_the_training_metrics_and_writes_json(smoke):
     assert record["step"] == 6 and record["metrics"] == exactly(metrics) and record["config"]["train"]["name"] == "eval"
     assert record["checkpoint"].endswith("last.pt") and "commit" in record
     partial = evaluate_checkpoint(run.run_dir / "step-0000003.pt", max_videos=2, progress=False)
-    record = read_metrics(run.run_dir / "metrics-step-0000003.json")
+    record = read_metrics(run.run_dir / "metrics-step-0000003-first2.json")  # 2 videos: not the run's own setting
     assert record["step"] == 3 and partial["num_videos"] == 2 and record["metrics"] == exactly(partial)

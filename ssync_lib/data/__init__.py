@@ -8,12 +8,13 @@ See common.py for the item contract and the bad-input policy, synthetic.py for t
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ssync_lib.config import Config, resolve_path
+from ssync_lib.config import Config, project_root, resolve_path
 from ssync_lib.data import synthetic
 from ssync_lib.data.common import DataError, DataWarning, VideoDataset, denormalize
 from ssync_lib.data.davis import DavisDataset
@@ -28,16 +29,30 @@ __all__ = ["build_dataset", "check_data_root", "denormalize", "object_stats", "D
 
 
 def check_data_root(cfg: Config) -> Path:
-    """Fail early, before building anything, when the data folder is missing."""
+    """Fail early, before building anything, when the data folder is missing, is a file, cannot be read, or (for
+    synthetic data) holds no generated data set. A relative ``data.root`` is relative to the project root, not to
+    the current folder; the message says so when it is missing."""
     root = resolve_path(cfg.data.root)
+    where = f"data folder {root} (data.root='{cfg.data.root}', profile '{cfg.profile}')"
+    if cfg.data.source == "synthetic":
+        hint = (f"generate it with `make data PROFILE={cfg.profile}` or "
+                f"`python data_scripts/make_synthetic.py --profile {cfg.profile} --root {root}`")
+    else:
+        hint = f"download the {cfg.data.source} data set there or point data.root at it"
     if not root.exists():
-        if cfg.data.source == "synthetic":
-            hint = (f"generate it with `make data PROFILE={cfg.profile}` or "
-                    f"`python data_scripts/make_synthetic.py --profile {cfg.profile}`")
-        else:
-            hint = f"download the {cfg.data.source} data set there or point data.root at it"
-        raise MissingInputError(f"data folder {root} (data.root='{cfg.data.root}', profile '{cfg.profile}') "
-                                f"does not exist", fix=f"{hint} (--data-root PATH)")
+        rule = ""
+        if not Path(cfg.data.root).expanduser().is_absolute():
+            rule = f"; a relative data.root is relative to the project root {project_root()}, not to the current folder"
+            if (Path.cwd() / cfg.data.root).exists():
+                hint = f"give the absolute path: --data-root {(Path.cwd() / cfg.data.root).resolve()}"
+        raise MissingInputError(f"{where} does not exist{rule}", fix=f"{hint} (--data-root PATH)")
+    if not root.is_dir():
+        raise DataError(f"{where} is a file, not a folder", fix=f"point data.root at the data set's folder; {hint}")
+    if not os.access(root, os.R_OK | os.X_OK):
+        raise DataError(f"{where} cannot be read (permission denied)",
+                        fix=f"give this user read access (chmod -R u+rX {root}) or copy the data elsewhere")
+    if cfg.data.source == "synthetic":
+        synthetic.check_root(root, cfg.data, cfg.profile)
     return root
 
 
@@ -48,7 +63,7 @@ def build_dataset(cfg: Config, split: str) -> VideoDataset:
     common = dict(split=split, chunk_len=d.chunk_len, input_size=d.input_size, seed=cfg.train.seed,
                   max_val_videos=d.max_val_videos)
     if d.source == "synthetic":
-        synthetic.check_root(root, d)
+        synthetic.check_root(root, d, cfg.profile)
         return MoviDataset(root, **common)
     if d.source == "movi":
         return MoviDataset(root, **common)

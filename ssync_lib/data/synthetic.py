@@ -167,12 +167,17 @@ def generate_from_config(cfg: Config, workers: int = 2, force: bool = False, pro
                     d.num_frames, workers=workers, force=force, progress=progress)
 
 
-def check_root(root: Path, data: DataConfig) -> None:
-    """Refuse a synthetic root that is missing or was generated for another level, size or length."""
+def check_root(root: Path, data: DataConfig, profile: str = "cpu") -> None:
+    """Refuse a synthetic root that is missing, empty, holds something else, or was generated for another level,
+    size or length; the fix names ``profile``."""
     meta = read_meta(root)
     if meta is None:
-        raise MissingInputError(f"{root / 'meta.json'} not found: generate the synthetic data first, e.g. "
-                                f"`python data_scripts/make_synthetic.py --profile cpu --root {root}`")
+        held = sorted(p.name for p in root.iterdir())[:5] if root.is_dir() else []
+        what = "is empty" if not held else f"holds no meta.json of a generated data set (it holds {', '.join(held)})"
+        raise MissingInputError(f"synthetic data folder {root} {what}",
+                                fix=f"generate the synthetic data there: `python data_scripts/make_synthetic.py "
+                                    f"--profile {profile} --root {root}` (or `make data PROFILE={profile}`), or "
+                                    f"point --data-root at a generated folder")
     for key in ("level", "resolution", "num_frames"):
         if meta.get(key) != getattr(data, key):
             raise DataError(f"{root / 'meta.json'}: '{key}' is {meta.get(key)!r} but data.{key} is "

@@ -265,8 +265,8 @@ def test_generate_refuses_to_overwrite_other_data(tmp_path):
 
 def test_check_root_names_missing_or_mismatching_meta(tmp_path):
     cfg = get_config("smoke", {"data.root": str(tmp_path)})
-    with pytest.raises(FileNotFoundError, match="meta.json"):
-        check_root(tmp_path, cfg.data)
+    with pytest.raises(FileNotFoundError, match="synthetic data folder .* is empty(.|\n)*--profile smoke"):
+        check_root(tmp_path, cfg.data, "smoke")
     generate(tmp_path, "synth-easy", 0, 2, 1, cfg.data.resolution, cfg.data.num_frames, workers=1, progress=False)
     cfg.data.level = "synth-hard"
     with pytest.raises(DataError, match=r"meta.json: 'level'"):
