@@ -42,12 +42,17 @@ from typing import Callable, Mapping
 import torch
 
 from ssync_lib.config import ModelConfig
-from ssync_lib.errors import MissingInputError
+from ssync_lib.errors import MissingInputError, UserInputError, short_reason
 from ssync_lib.models import VideoSlotModel, create_model
 
 
-class OfficialCheckpointError(ValueError):
-    """A public checkpoint that does not fit the model: names the file, the keys and the shapes."""
+class OfficialCheckpointError(UserInputError, ValueError):
+    """A public checkpoint that cannot be read or does not fit the model: names the file, the keys and the
+    shapes (the command line prints it with its fix, exit 2)."""
+
+    default_fix = ("give a public SSync / SlotContrast checkpoint (Lightning .ckpt, or its state dict as .pth / "
+                   ".safetensors) with the --profile it was trained with (and --set model.* for its values); a "
+                   "checkpoint written by this project goes to evaluate --checkpoint PATH")
 
 
 _W = r"(?:module\.)?"  # MapOverTime / ScanOverTime wrapper of the public video model (absent for images)
@@ -91,14 +96,19 @@ UNUSED_LIBRARY_KEYS = re.compile(r"encoder\.vit\.(norm|fc_norm|head)\.(weight|bi
 # The predictor's qkv bias when the public one was built with qkv_bias=False: zero is the same function.
 ZERO_IF_ABSENT = ("predictor.block.self_attn.in_proj_bias",)
 
-# What to tell the user when a key of the model is not filled.
-_HINTS = {
-    "slot_init.slots": "the checkpoint has a sampled slot initialisation (RandomInit): set model.slot_init=gaussian",
-    "slot_init.mean": "the checkpoint has a learned slot tensor (FixedLearnedInit): set model.slot_init=learned",
-    "input_pos": "model.input_pos_embed='linear' (cpu profile) has no counterpart in the public model: use 'none'",
-    "decoder.pos_linear": "model.decoder_pos_embed='linear' has no counterpart in the public model: use 'learned'",
-    "encoder.vit.blocks": "the checkpoint has fewer ViT blocks than model.backbone / model.feature_layer",
-}
+# What to tell the user when a key of the model is not filled: (model key prefix, public key pattern that must be
+# in the file for the hint to hold (None: always), hint).
+_HINTS = (
+    ("slot_init.slots", r"initializer\.(mean|log_std)",
+     "the checkpoint has a sampled slot initialisation (RandomInit): set model.slot_init=gaussian"),
+    ("slot_init.mean", r"initializer\.slots",
+     "the checkpoint has a learned slot tensor (FixedLearnedInit): set model.slot_init=learned"),
+    ("input_pos", None, "model.input_pos_embed='linear' (cpu profile) has no counterpart in the public model: use 'none'"),
+    ("decoder.pos_linear", None,
+     "model.decoder_pos_embed='linear' has no counterpart in the public model: use 'learned'"),
+    ("encoder.vit.blocks", rf"encoder\.{_W}backbone\.model\.blocks\.\d+\..*",
+     "the checkpoint has fewer ViT blocks than model.backbone / model.feature_layer"),
+)
 
 
 @dataclass
@@ -125,14 +135,22 @@ def read_official_state(path: str | Path) -> dict[str, torch.Tensor]:
         raise MissingInputError(f"official checkpoint {path} does not exist")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
-        return load_file(str(path), device="cpu")
+        try:
+            return load_file(str(path), device="cpu")
+        except Exception as err:  # SafetensorError: a broken header or a truncated file
+            raise OfficialCheckpointError(f"{path} is not a readable .safetensors file ({short_reason(err)})",
+                                          fix="download or export it again (safetensors.torch.save_file of the "
+                                              "state dict)") from None
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickled objects beyond tensors and containers
+    except Exception as err:  # pickled objects beyond tensors and containers, or not a torch file at all
         raise OfficialCheckpointError(
-            f"{path}: torch.load(weights_only=True) refused it ({type(err).__name__}: {str(err)[:300]}). Save its "
-            f"state dict alone in the public code's environment: torch.save(torch.load(PATH)['state_dict'], OUT)"
-        ) from None
+            f"{path}: torch.load(weights_only=True) refused it ({short_reason(err)})",
+            fix="save its state dict alone in the public code's environment: "
+                "torch.save(torch.load(PATH)['state_dict'], OUT), then evaluate --official OUT") from None
+    if isinstance(obj, Mapping) and obj.get("format") is not None and isinstance(obj.get("model"), Mapping):
+        raise OfficialCheckpointError(f"{path} is a checkpoint written by this project (python -m ssync_lib train), "
+                                      f"not a public one", fix=f"evaluate it with evaluate --checkpoint {path}")
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]  # Lightning checkpoint
     if not isinstance(obj, Mapping) or not all(torch.is_tensor(v) for v in obj.values()):
@@ -196,9 +214,15 @@ def convert_state_dict(state: Mapping[str, torch.Tensor], model: VideoSlotModel,
     """A public state dict -> a full state dict for ``model`` and a report. OfficialCheckpointError if a key of
     ``state`` maps to nothing, a key of the model stays unfilled or a shape differs (all of them listed)."""
     own = model.state_dict()
+    ours = [k for k in state if k in own and _match(k) is None]  # this library's names (decoder.pos_emb is shared)
+    if len(ours) > len(state) // 2:
+        raise OfficialCheckpointError(f"{source} is a state dict of this library's model (keys such as "
+                                      f"{_short(list(state), 3)}), not of the public code",
+                                      fix="load it with VideoSlotModel.load_state_dict, or evaluate a checkpoint "
+                                          "written by this project with evaluate --checkpoint PATH")
     report = ConversionReport(source=source)
     converted: dict[str, torch.Tensor] = {}
-    unmapped, no_target, shapes = [], [], []
+    unmapped, no_target, shapes, misfit = [], [], [], set()
     for key, value in state.items():
         hit = _match(key)
         if hit is None:
@@ -211,6 +235,7 @@ def convert_state_dict(state: Mapping[str, torch.Tensor], model: VideoSlotModel,
         new, what = _TRANSFORMS[transform](value, model)
         if new.shape != own[target].shape:
             shapes.append(f"{key} {tuple(value.shape)} -> {target} {tuple(own[target].shape)}")
+            misfit.add(target)
             continue
         converted[target] = new.to(own[target].dtype)
         report.mapped[key] = target
@@ -222,7 +247,7 @@ def convert_state_dict(state: Mapping[str, torch.Tensor], model: VideoSlotModel,
             report.transformed[key] = "zero (the public qkv has no bias)"
     # a file without the frozen ViT (none of the public ones): the encoder keeps the weights of model.weights
     keep = (lambda k: k.startswith("encoder.vit.")) if not has_backbone(state) else UNUSED_LIBRARY_KEYS.fullmatch
-    missing = [k for k in own if k not in converted and not keep(k)]
+    missing = [k for k in own if k not in converted and k not in misfit and not keep(k)]  # misfits: in `shapes`
     report.kept = [k for k in own if k not in converted and keep(k)]
     for key in report.kept:
         converted[key] = own[key]
@@ -235,7 +260,8 @@ def convert_state_dict(state: Mapping[str, torch.Tensor], model: VideoSlotModel,
         problems.append(f"shapes that differ (check model.num_slots / slot_dim / backbone / decoder_hidden / "
                         f"decoder_layers / data.input_size): {_short(shapes)}")
     if missing:
-        hints = sorted({h for k in missing for p, h in _HINTS.items() if k.startswith(p)})
+        hints = sorted({h for k in missing for prefix, evidence, h in _HINTS if k.startswith(prefix)
+                        and (evidence is None or any(re.fullmatch(evidence, key) for key in state))})
         problems.append(f"model keys the file does not fill: {_short(missing)}" + "".join(f"; {h}" for h in hints))
     if problems:
         raise OfficialCheckpointError(f"{source} does not fit VideoSlotModel:\n  " + "\n  ".join(problems))

@@ -14,6 +14,7 @@ import torch
 from ssync_lib.__main__ import main
 from ssync_lib.config import get_config, project_root
 from ssync_lib.data import DataWarning, synthetic
+from ssync_lib.errors import UserInputError
 from tests.helpers import poison_objective
 
 SHIPPED = project_root() / "checkpoints" / "cpu"
@@ -566,3 +567,90 @@ def test_a_sweep_rerun_with_another_config_is_refused_or_trained_again(smoke, tm
     (run / "metrics.json").write_text(json.dumps(record))
     with pytest.warns(UserWarning, match="a partial evaluation, left out of the summary"):
         assert main([*args, "max_steps=4", "--summary-only"]) == 2  # no finished run left: refused
+
+
+# ----------------------------------------------------------------------------- evaluate --official (issue 32)
+
+LIKE_FIXTURE = ["model.backbone=vit_small_patch14_dinov2", "model.feature_layer=last",
+                'model.backbone_kwargs={"embed_dim": 48, "depth": 2, "num_heads": 3}', "model.slot_dim=32",
+                "model.slot_init=learned", "model.decoder_hidden=64", "model.decoder_layers=3", "data.input_size=56"]
+
+
+def public_state() -> dict:
+    with np.load(Path(__file__).parent / "fixtures" / "ssync_parity.npz") as z:
+        return {k[len("state/"):]: torch.from_numpy(z[k]) for k in z.files if k.startswith("state/")}
+
+
+def official_file(tmp_path: Path, kind: str) -> Path:
+    from ssync_lib.models import create_model
+
+    state = public_state()
+    path = tmp_path / ("public.safetensors" if kind == "safetensors" else "public.ckpt")
+    if kind == "ours":
+        model = create_model(get_config("smoke").model, input_size=32)
+        torch.save(model.state_dict(), path)
+    elif kind == "project":
+        path.write_bytes((project_root() / "checkpoints" / "cpu" / "cpu-baseline-s5-seed0" / "last.pt").read_bytes())
+    elif kind == "shapes":
+        torch.save({"state_dict": dict(state, **{"initializer.slots": torch.zeros(1, 7, 32)})}, path)
+    elif kind == "missing":
+        torch.save({"state_dict": {k: v for k, v in state.items() if not k.startswith("decoder.")}}, path)
+    elif kind == "safetensors":
+        path.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}")
+    elif kind == "pickled":
+        torch.save({"state_dict": state, "hparams": Exotic()}, path)
+    elif kind == "profile":
+        torch.save({"state_dict": state}, path)
+    return path
+
+
+@pytest.mark.parametrize("kind,expected", [
+    ("ours", "is a state dict of this library's model"),
+    ("project", "is a checkpoint written by this project (python -m ssync_lib train), not a public one"),
+    ("shapes", "shapes that differ (check model.num_slots / slot_dim / backbone / decoder_hidden / decoder_layers / "
+               "data.input_size): initializer.slots (1, 7, 32) -> slot_init.slots (1, 4, 32)"),
+    ("missing", "model keys the file does not fill: decoder.pos_emb"),
+    ("safetensors", "is not a readable .safetensors file (SafetensorError"),
+    ("pickled", "torch.load(weights_only=True) refused it (UnpicklingError"),
+    ("profile", "shapes that differ"),
+])
+def test_malformed_official_checkpoints_get_one_message(smoke, tmp_path, capsys, kind, expected):
+    path = official_file(tmp_path, kind)
+    sets = [] if kind == "profile" else LIKE_FIXTURE
+    err = refused(["evaluate", "--official", str(path), "--profile", "smoke", "--no-progress", "--data-root",
+                   str(smoke["data"]), "--set", "model.num_slots=4", *sets], capsys, tmp_path)
+    assert expected in err and str(path) in err
+    assert "slot_init=gaussian" not in err and "fewer ViT blocks" not in err  # hints only where the file says so
+    # the smoke profile's Gaussian init against the file's learned slots: the one hint that holds
+    assert ("set model.slot_init=learned" in err) == (kind == "profile")
+
+
+# ----------------------------------------------------------------------------- python -m ssync_lib.bench (issue 32)
+
+@pytest.mark.parametrize("argv,expected", [
+    (["gradients", "--checkpoint", "W/missing.pt"], "checkpoint W/missing.pt does not exist"),
+    (["alignment", "--sizes", "0"], "sizes [0] are not positive multiples of frames=4"),
+    (["alignment", "--sizes", "-5"], "sizes [-5] are not positive multiples of frames=4"),
+    (["alignment", "--sizes", "100000000", "--budget-gb", "8"], "size 100000000 (batch 1): the inputs alone take "
+                                                               "more than the memory budget of 8 GB"),
+    (["metrics", "--batch", "-1"], "--batch -1: must be an integer >= 1"),
+    (["step", "--profile", "smoke", "--batch", "0"], "--batch 0: must be an integer >= 1"),
+    (["labels", "--batch", "0"], "--batch 0: must be an integer >= 1"),
+    (["labels", "--repeats", "0"], "--repeats 0: must be an integer >= 1"),
+    (["metrics", "--out", "W/afile"], "--out W/afile is a file; it takes a folder"),
+])
+def test_the_benchmarks_answer_bad_input_with_one_message(tmp_path, capsys, argv, expected):
+    from ssync_lib.bench.cli import main as bench_main
+
+    (tmp_path / "afile").write_text("x")
+    argv = [a.replace("W/", f"{tmp_path}/") for a in argv]
+    if "--out" not in argv:
+        argv += ["--out", str(tmp_path / "bench")]
+    before = hashes(tmp_path)
+    capsys.readouterr()
+    assert bench_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err and "fix: " in err, err
+    assert expected.replace("W/", f"{tmp_path}/") in err and hashes(tmp_path) == before
+    with pytest.raises(UserInputError):
+        bench_main(["--traceback", *argv])

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from ssync_lib.bench.memory import peak_cpu_memory, peak_memory, peak_rss_fresh
 from ssync_lib.bench.timing import MB, best_time, machine_context
+from ssync_lib.errors import ConfigError
 from ssync_lib.objectives.dense_alignment import decoder_alignment_loss, encoder_alignment_loss
 from ssync_lib.objectives.ssync import pseudo_labels, ssync_loss
 from ssync_lib.runtime import resolve_device
@@ -88,6 +89,35 @@ ALIGNMENT_METHODS = {"dense direct": (2, 2), "dense chunked": (1, 2), "ssync": (
 ALIGNMENT_SIZES = (64, 256, 576, 1024, 2304, 5476)  # T*N with T = 4: N = 16, 64, 144, 256, 576 (MOVi-C), 1369 (YTVIS)
 
 
+def minimum_bytes(method: str, tokens: int, batch: int, chunk: int, num_slots: int, dim: int = 64,
+                  feature_dim: int = 384) -> int:
+    """A lower bound of the bytes of one step of ``method`` at ``tokens`` = T*N: its float32 inputs (and the
+    similarity matrix, or one chunk of it, of dense alignment). What must fit before anything can be measured."""
+    if method == "ssync":
+        return batch * tokens * num_slots * 2 * 4  # attn_logits, alpha: B T S N
+    rows = tokens if method == "dense direct" else min(chunk, tokens)
+    return batch * tokens * (3 * dim + feature_dim) * 4 + batch * rows * tokens * 4
+
+
+def check_alignment_sizes(sizes: Iterable[int], frames: int, batch: int, chunk: int, num_slots: int,
+                          budget_gb: float) -> None:
+    """Before any work: every size a positive multiple of ``frames``, and every method's smallest size within the
+    memory budget (larger ones are extrapolated from the largest measured size, the smallest must run)."""
+    sizes = sorted(set(sizes))
+    bad = [m for m in sizes if m % frames or m < frames]
+    if bad:
+        raise ConfigError(f"sizes {bad} are not positive multiples of frames={frames} (each size is T*N tokens with "
+                          f"T = frames)", fix=f"give sizes that are multiples of {frames}, at least {frames}")
+    over = {m: minimum_bytes(m, sizes[0], batch, chunk, num_slots) for m in ALIGNMENT_METHODS}
+    over = {m: b for m, b in over.items() if b > budget_gb * 1e9}
+    if over:
+        listing = ", ".join(f"{m}: {b / 1e9:.3g} GB" for m, b in over.items())
+        raise ConfigError(f"size {sizes[0]} (batch {batch}): the inputs alone take more than the memory budget of "
+                          f"{budget_gb:g} GB ({listing}); larger sizes are extrapolated from the largest measured "
+                          f"one, but the smallest must run", fix="give smaller sizes, a smaller batch, or a larger "
+                                                                 "budget (--budget-gb)")
+
+
 def _alignment_builder(method: str, tokens: int, frames: int, batch: int, chunk: int, num_slots: int, topk: int,
                        merge_iou: float, seed: int, device: torch.device) -> tuple[Callable, dict]:
     """(build, kwargs): build(**kwargs) is the forward + backward step of `method` on `tokens` = T*N tokens per clip."""
@@ -114,9 +144,7 @@ def run_alignment(sizes: Iterable[int] = ALIGNMENT_SIZES, batch: int = 1, frames
     """
     device = resolve_device(device)
     sizes = sorted(set(sizes))
-    bad = [m for m in sizes if m % frames]
-    if bad:
-        raise ValueError(f"sizes {bad} are not multiples of frames={frames} (each size is T*N with T = frames)")
+    check_alignment_sizes(sizes, frames, batch, chunk, num_slots, budget_gb)
     rows, last, builders = [], {}, []  # last: method -> (tokens, peak bytes, seconds) of its largest measured size
     for tokens in sizes:
         reference = None  # the direct (loss, grads) at this size, for the chunked comparison

@@ -17,6 +17,7 @@ what was allocated before the run.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -25,12 +26,15 @@ import torch
 
 from ssync_lib import viz
 from ssync_lib.diagnostics import gradient_report_checkpoint
-from ssync_lib.bench.alignment import ALIGNMENT_SIZES, alignment_summary, alignment_targets, growth_exponents, run_alignment
+from ssync_lib.bench.alignment import (ALIGNMENT_SIZES, alignment_summary, alignment_targets, check_alignment_sizes,
+                                      growth_exponents, run_alignment)
 from ssync_lib.bench.labels import run_labels
 from ssync_lib.bench.metric_speed import run_metrics
 from ssync_lib.bench.step import run_step
 from ssync_lib.bench.timing import DEFAULT_OUT, MB, save_table
 from ssync_lib.cli_args import add_overrides, add_profile
+from ssync_lib.errors import ConfigError, UserInputError
+from ssync_lib.run_lock import check_writable
 
 
 def _print(title: str, table: pd.DataFrame) -> None:
@@ -68,7 +72,8 @@ def _cmd_step(args):
 
 
 def _cmd_metrics(args):
-    df = run_metrics(args.batch or 64, args.frames or 24, repeats=args.repeats, device=args.device)
+    df = run_metrics(64 if args.batch is None else args.batch, 24 if args.frames is None else args.frames,
+                     repeats=args.repeats, device=args.device)
     _print("metrics", df[["function", "time_ms"]])
     return [(df, viz.plot_metrics(df), "metrics")]
 
@@ -86,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ssync_lib.bench", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--traceback", action="store_true", help="show the full traceback of an error")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu)")
     common.add_argument("--repeats", type=int, default=3, help="timed runs after the warm-up; the best is kept")
@@ -124,13 +130,59 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# (option, smallest value) of the integer options, checked before any work (None: the option was not given)
+AT_LEAST = (("repeats", 1), ("threads", 1), ("batch", 1), ("frames", 1), ("chunk", 1), ("slots", 1), ("topk", 1),
+            ("clips", 1))
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse, before any work, values that would crash a benchmark or be replaced silently (a zero batch became the
+    default, zero repeats were accepted), with the option's name; an --out that is a file or cannot be written;
+    alignment sizes below one group of --frames tokens or whose inputs alone exceed --budget-gb."""
+    problems = []
+    for name, low in AT_LEAST:
+        value = getattr(args, name, None)
+        if value is not None and value < low:
+            problems.append(f"--{name} {value}: must be an integer >= {low}")
+    for name in ("budget_gb", "max_seconds"):
+        value = getattr(args, name, None)
+        if value is not None and not value > 0:
+            problems.append(f"--{name.replace('_', '-')} {value}: must be a number > 0")
+    if getattr(args, "merge_iou", None) is not None and not 0 < args.merge_iou <= 1:
+        problems.append(f"--merge-iou {args.merge_iou}: must be in (0, 1]")
+    if problems:
+        raise ConfigError(f"python -m ssync_lib.bench {args.command}:\n  " + "\n  ".join(problems),
+                          fix="change these values (python -m ssync_lib.bench " + args.command + " --help)")
+    if args.command == "alignment":  # --sizes, --budget-gb
+        check_alignment_sizes(args.sizes, args.frames, args.batch, args.chunk, args.slots, args.budget_gb)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; it takes a folder", fix="give a folder (created if missing)")
+    check_writable(out / "x.csv", elsewhere="--out FOLDER")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one benchmark. Bad input (``errors.UserInputError``: arguments, a missing checkpoint, ...) prints one
+    message with its fix and returns 2 (``--traceback``: raise it); Ctrl-C returns 130."""
     args = build_parser().parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    print(f"{args.command} on {args.device}, {torch.get_num_threads()} threads, torch {torch.__version__}")
-    for df, fig, name in args.run(args):
-        for path in save_table(df, name, fig, args.out):
-            print(f"wrote {path}")
+    try:
+        check_args(args)
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        print(f"{args.command} on {args.device}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+        for df, fig, name in args.run(args):
+            for path in save_table(df, name, fig, args.out):
+                print(f"wrote {path}")
+    except UserInputError as err:
+        if args.traceback:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if args.traceback:
+            raise
+        print("interrupted: stopped by Ctrl-C; the tables of this command were not written\nfix: run it again",
+              file=sys.stderr)
+        return 130
     return 0
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from ssync_lib import bench
-from ssync_lib.bench.alignment import dense_alignment_memory
+from ssync_lib.bench.alignment import dense_alignment_memory, minimum_bytes
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -41,7 +41,9 @@ def test_alignment_memory_grows_as_expected_and_dense_exceeds_ssync():
 
 
 def test_alignment_extrapolates_from_the_per_entry_cost_beyond_the_budget():
-    df = bench.run_alignment(sizes=(32, 64, 128), chunk=16, repeats=1, budget_gb=0.0)
+    # a budget that the first size's inputs fit (issue 32: one they do not fit is refused before any work) and a
+    # time limit that no later size fits
+    df = bench.run_alignment(sizes=(32, 64, 128), chunk=16, repeats=1, budget_gb=1e-4, max_seconds=1e-9)
     first = df[df["tokens"] == 32].set_index("method")
     assert not first["extrapolated"].any()  # the first size always runs
     for tokens in (64, 128):
@@ -75,8 +77,17 @@ def test_alignment_rss_cross_check_agrees_with_the_profiler():
 
 
 def test_alignment_sizes_must_be_multiples_of_frames():
-    with pytest.raises(ValueError, match=r"sizes \[10\] are not multiples of frames=4"):
+    with pytest.raises(ValueError, match=r"sizes \[10\] are not positive multiples of frames=4"):
         bench.run_alignment(sizes=(8, 10))
+    with pytest.raises(ValueError, match=r"sizes \[0\] are not positive multiples"):
+        bench.run_alignment(sizes=(0, 8))
+
+
+def test_alignment_refuses_a_first_size_beyond_the_budget_before_any_work():
+    with pytest.raises(ValueError, match=r"size 100000000 \(batch 1\): the inputs alone take more than the memory "
+                                         r"budget of 8 GB \(dense direct: .*ssync: 8.8 GB\)"):
+        bench.run_alignment(sizes=(100_000_000,), budget_gb=8.0)
+    assert minimum_bytes("ssync", 64, 2, 16, 11) == 2 * 64 * 11 * 2 * 4  # B T S N logits and alpha
 
 
 def test_chunked_peak_memory_grows_linearly_direct_quadratically():
