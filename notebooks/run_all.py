@@ -23,12 +23,15 @@ import nbformat
 import papermill
 from nbconvert import HTMLExporter
 
+from ssync_lib.config import PROFILES
+from ssync_lib.errors import ConfigError, UserInputError
+
 HERE = Path(__file__).resolve().parent
 
 
 def parse_param(text: str) -> tuple[str, object]:
     if "=" not in text:
-        raise SystemExit(f"parameter '{text}' is not of the form name=value")
+        raise ConfigError(f"-p {text}: not of the form name=value", fix="write it as -p name=value, e.g. -p steps=50")
     name, value = text.split("=", 1)
     try:
         return name, json.loads(value)
@@ -41,7 +44,8 @@ def notebook_paths(only: list[str]) -> list[Path]:
     if only:
         paths = [p for p in paths if any(p.name.startswith(o) for o in only)]
     if not paths:
-        raise SystemExit(f"no notebook in {HERE} matches {only or 'NN_*.ipynb'}")
+        raise ConfigError(f"--only {' '.join(only)}: no notebook in {HERE} matches {only or 'NN_*.ipynb'}",
+                          fix="give notebook number prefixes, e.g. --only 01 04")
     return paths
 
 
@@ -201,18 +205,41 @@ def write_back(executed: Path, source: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--profile", default="cpu")
+    ap.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
+    ap.add_argument("--traceback", action="store_true", help="show the full traceback of an error")
     ap.add_argument("--out", default="runs/notebooks")
     ap.add_argument("--only", nargs="*", default=[], help="notebook number prefixes, e.g. 01 04")
     ap.add_argument("-p", "--param", action="append", default=[], help="extra papermill parameter name=value")
     ap.add_argument("--write-back", action="store_true", help="copy the executed notebooks over notebooks/")
     args = ap.parse_args(argv)
+    try:
+        return run(args)
+    except (UserInputError, papermill.PapermillExecutionError) as err:
+        if args.traceback:
+            raise
+        if isinstance(err, papermill.PapermillExecutionError):  # a notebook stopped: its error, where to read it all
+            user = "\nfix: " in str(err.evalue)  # the library's bad input (errors.UserInputError) says its fix
+            print(f"error: {err.ename}: {err.evalue} (notebook cell {err.exec_count}; the executed notebook with "
+                  f"the traceback is in {Path(args.out).resolve() / args.profile})", file=sys.stderr)
+            return 2 if user else 1
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if args.traceback:
+            raise
+        print("interrupted: stopped by Ctrl-C; the notebooks executed so far are in "
+              f"{Path(args.out).resolve() / args.profile}\nfix: run the same command again (trained runs are kept "
+              f"and reused)", file=sys.stderr)
+        return 130
 
+
+def run(args: argparse.Namespace) -> int:
+    params = {"profile": args.profile, "interactive": False, **dict(parse_param(p) for p in args.param)}
+    paths = notebook_paths(args.only)  # both checked before anything is written
     out_dir = Path(args.out).resolve() / args.profile
     out_dir.mkdir(parents=True, exist_ok=True)
-    params = {"profile": args.profile, "interactive": False, **dict(parse_param(p) for p in args.param)}
     executed, timings = [], []
-    for path in notebook_paths(args.only):
+    for path in paths:
         target = out_dir / path.name
         print(f"== {path.name} ({args.profile})", flush=True)
         start = time.perf_counter()

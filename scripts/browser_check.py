@@ -410,6 +410,14 @@ def main(argv=None) -> int:
     p.add_argument("--negative-control", action="store_true",
                    help="freeze the explorer's redraw in the copy: the check must FAIL (shows that it can)")
     args = p.parse_args(argv)
+    if not Path(args.notebook).is_file():
+        p.error(f"--notebook {args.notebook} does not exist")
+    try:
+        from ssync_lib.config import PROFILES
+    except ImportError:  # run outside the project's environment: the notebook itself will say
+        PROFILES = {args.profile: None}
+    if args.profile not in PROFILES:
+        p.error(f"--profile {args.profile}: not one of {', '.join(sorted(PROFILES))}")
     for name in ("chromium", "chromedriver"):
         if not Path(getattr(args, name)).exists():
             log(f"FAILED: {getattr(args, name)} not found (make browser-check installs chromium chromium-driver)")

@@ -22,9 +22,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ssync_lib.config import get_config
+from ssync_lib.config import PROFILES, get_config
 from ssync_lib.data import scenes
 from ssync_lib.data.synthetic import generate_from_config
+from ssync_lib.errors import UserInputError
 from ssync_lib.train import train
 
 TEX = scenes.LEVELS["synth-tex"]
@@ -60,15 +61,24 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("probes", nargs="*", help=f"any of {', '.join(PROBES)} (default: all)")
     parser.add_argument("--out", default="runs/probes")
-    parser.add_argument("--profile", default="cpu_tex")
+    parser.add_argument("--profile", default="cpu_tex", choices=sorted(PROFILES))
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--val-videos", type=int, default=50)
+    parser.add_argument("--traceback", action="store_true", help="show the full traceback of an error")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.probes) - set(PROBES))
     if unknown:
         parser.error(f"unknown probe(s) {', '.join(unknown)}; choose among {', '.join(PROBES)}")
+    for name in ("steps", "val_videos"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} {getattr(args, name)}: must be an integer >= 1")
     out = Path(args.out)
-    rows = [run_probe(name, out, args.profile, args.steps, args.val_videos) for name in args.probes or PROBES]
+    try:
+        rows = [run_probe(name, out, args.profile, args.steps, args.val_videos) for name in args.probes or PROBES]
+    except UserInputError as err:  # one message and its fix, exit 2 (docs/bad-input.md)
+        if args.traceback:
+            raise
+        parser.exit(2, f"error: {err}\n")
     table = pd.DataFrame(rows)
     table.to_csv(out / "probes.csv", index=False)
     print(table[["probe", *SCORES]].round(3).to_string(index=False))

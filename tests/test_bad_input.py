@@ -654,3 +654,87 @@ def test_the_benchmarks_answer_bad_input_with_one_message(tmp_path, capsys, argv
     assert expected.replace("W/", f"{tmp_path}/") in err and hashes(tmp_path) == before
     with pytest.raises(UserInputError):
         bench_main(["--traceback", *argv])
+
+
+# ----------------------------------------------------------------------------- notebooks/run_all.py (issue 32)
+
+def run_all_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_all", project_root() / "notebooks" / "run_all.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["-p", "steps"], "-p steps: not of the form name=value"),
+    (["--only", "99"], "--only 99: no notebook in"),
+])
+def test_run_all_answers_bad_arguments_with_one_message(tmp_path, capsys, argv, expected):
+    run_all = run_all_module()
+    assert run_all.main(["--profile", "smoke", "--out", str(tmp_path / "out"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and expected in err and "fix: " in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()  # checked before anything is written
+    with pytest.raises(SystemExit) as exit_info:
+        run_all.main(["--profile", "nope"])
+    assert exit_info.value.code == 2 and "invalid choice: 'nope'" in capsys.readouterr().err
+
+
+def test_run_all_reports_a_notebook_stopped_by_bad_input_without_a_traceback(tmp_path, capsys, monkeypatch):
+    import papermill
+
+    run_all = run_all_module()
+
+    def stopped(*args, **kwargs):
+        raise papermill.PapermillExecutionError(cell_index=3, exec_count=2, source="train(cfg)", ename="ConfigError",
+                                                evalue="invalid config (profile 'smoke'):\n  model.num_slots=0: must be "
+                                                       "an integer >= 1\nfix: change these values", traceback=[])
+    monkeypatch.setattr(papermill, "execute_notebook", stopped)
+    assert run_all.main(["--profile", "smoke", "--only", "02", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ConfigError: invalid config") and "notebook cell 2" in err and "Traceback" not in err
+    with pytest.raises(papermill.PapermillExecutionError):
+        run_all.main(["--traceback", "--profile", "smoke", "--only", "02", "--out", str(tmp_path)])
+
+
+# ----------------------------------------------------------------------------- scripts/* (issue 32)
+
+def load_script(name: str):
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(f"script_{name}", project_root() / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[spec.name]
+    return module
+
+
+@pytest.mark.parametrize("script,argv,expected", [
+    ("level_probes", ["--profile", "nope"], "invalid choice: 'nope'"),
+    ("level_probes", ["--steps", "0"], "--steps 0: must be an integer >= 1"),
+    ("browser_check", ["--profile", "nope"], "--profile nope: not one of"),
+    ("browser_check", ["--notebook", "W/none.ipynb"], "--notebook W/none.ipynb does not exist"),
+])
+def test_scripts_answer_bad_arguments_with_one_message(tmp_path, capsys, script, argv, expected):
+    argv = [a.replace("W/", f"{tmp_path}/") for a in argv]
+    with pytest.raises(SystemExit) as exit_info:
+        load_script(script).main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and expected.replace("W/", f"{tmp_path}/") in err and "Traceback" not in err
+
+
+def test_level_probes_answer_bad_input_from_the_library_with_one_message(smoke, tmp_path, capsys, monkeypatch):
+    probes = load_script("level_probes")
+    def probe_with_a_typo(*args):
+        return get_config("smoke", ["num_slot=3"])  # raises ConfigKeyError, as a probe's bad override would
+    monkeypatch.setattr(probes, "run_probe", probe_with_a_typo)
+    with pytest.raises(SystemExit) as exit_info:
+        probes.main(["--out", str(tmp_path), "--steps", "1"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith("error: unknown config key 'num_slot'") and "fix: " in err
