@@ -2,6 +2,7 @@
 call it). Overrides are checked as they are applied (``config.apply_overrides``: unknown keys, with suggestions)."""
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -24,6 +25,16 @@ LOWER_BOUNDS = (
 POSITIVE = (("train", "lr"), ("train", "grad_clip"), ("objective", "slot_contrast_tau"), ("objective", "dense_tau"))
 CHOICES = (("model", "slot_init", ("learned", "gaussian")), ("model", "input_pos_embed", ("none", "linear")),
            ("model", "decoder_pos_embed", ("learned", "linear")), ("train", "init_mode", ("full", "model")))
+
+
+def patch_size(cfg: Config) -> int | None:
+    """The ViT's patch size: ``model.backbone_kwargs["patch_size"]``, else the ``patch<N>`` of the timm name (None
+    when neither says)."""
+    given = cfg.model.backbone_kwargs.get("patch_size") if isinstance(cfg.model.backbone_kwargs, dict) else None
+    if isinstance(given, int):
+        return given
+    found = re.search(r"patch(\d+)", str(cfg.model.backbone))
+    return int(found.group(1)) if found else None
 
 
 def validate(cfg: Config) -> Config:
@@ -51,9 +62,19 @@ def validate(cfg: Config) -> Config:
     if isinstance(m.slot_dim, int) and isinstance(m.predictor_heads, int) and m.predictor_heads > 0 \
             and m.slot_dim % m.predictor_heads:
         problems.append(f"model.slot_dim={m.slot_dim} is not divisible by model.predictor_heads={m.predictor_heads}")
+    patch = patch_size(cfg)
+    size = cfg.data.input_size
+    if patch and isinstance(size, int) and 0 < size < patch:
+        problems.append(f"data.input_size={size} is smaller than the backbone's patch size {patch} "
+                        f"(model.backbone={m.backbone!r}): the patch grid would be empty; use {patch} or a multiple")
     if problems:
         raise ConfigError("invalid config (profile '" + cfg.profile + "'):\n  " + "\n  ".join(problems),
                           fix="change these values with --set key=value")
+    if patch and size % patch:
+        grid = size // patch
+        warnings.warn(f"data.input_size={size} is not a multiple of the backbone's patch size {patch}: the "
+                      f"{grid}x{grid} patch grid covers {grid * patch} px, the last {size - grid * patch} px of each "
+                      f"side are never seen; use {grid * patch} or {(grid + 1) * patch}", UserWarning, stacklevel=2)
     if m.num_slots == 1:
         warnings.warn("model.num_slots=1: a single slot takes every pixel, so there is no object decomposition "
                       "(FG-ARI 0); use 2 or more slots unless that is what you want to see", UserWarning, stacklevel=2)

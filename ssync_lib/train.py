@@ -44,12 +44,12 @@ from tqdm.auto import tqdm
 
 from ssync_lib.checkpoint import (check_config_change, load_checkpoint, remove_stale_tmp, restore_training_state,
                                   save_training_state)
-from ssync_lib.config import Config, resolve_path
+from ssync_lib.config import Config, project_root, resolve_path
 from ssync_lib.config_checks import validate
 from ssync_lib.data import build_dataset, check_data_root
 from ssync_lib.data.order import epoch_loader
 from ssync_lib.errors import ConfigError, Interrupted, MissingInputError, NonFiniteLossError, RunExistsError
-from ssync_lib.evaluate import evaluate, write_metrics
+from ssync_lib.evaluate import SHIPPED_DIR, evaluate, write_metrics
 from ssync_lib.models import create_model
 from ssync_lib.objectives import build_objective
 from ssync_lib.optim import build_optimizer, build_scheduler
@@ -102,9 +102,14 @@ def train(cfg: Config, resume: bool | str = False, progress: bool = True,
         cfg.train.init_from = str(init_from)
     tcfg = cfg.train
     device = resolve_device(tcfg.device, int(os.environ.get("LOCAL_RANK", "0")))
-    check_data_root(cfg)
     run_dir = resolve_path(tcfg.run_root) / cfg.run_name
     ckpt_path = run_dir / LAST
+    if run_dir.resolve().is_relative_to((project_root() / SHIPPED_DIR).resolve()):
+        raise ConfigError(f"run folder {run_dir} is inside {SHIPPED_DIR}/ (the shipped models and their metrics, read "
+                          f"by the notebooks): training never writes there",
+                          fix=f"copy the run first (cp -r {run_dir} runs/) and resume the copy (train.run_root=runs), "
+                              f"or branch from it: --init-from {ckpt_path} --name NEW")
+    check_data_root(cfg)
     lock = RunLock(run_dir) if int(os.environ.get("RANK", "0")) == 0 else None  # rank 0 writes
     if lock is not None:
         lock.acquire()  # one writer per run folder: a second train / resume is refused here

@@ -4,6 +4,7 @@ messages: docs/bad-input.md (issue 21)."""
 import hashlib
 import json
 import math
+import shlex
 import tarfile
 from pathlib import Path
 
@@ -738,3 +739,81 @@ def test_level_probes_answer_bad_input_from_the_library_with_one_message(smoke, 
         probes.main(["--out", str(tmp_path), "--steps", "1"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.startswith("error: unknown config key 'num_slot'") and "fix: " in err
+
+
+# ----------------------------------------------------------------------------- input size, shipped runs, sweeps (issue 32)
+
+def test_an_input_smaller_than_a_patch_is_refused_and_one_not_a_multiple_warns(smoke, capsys):
+    err = refused(["train", "--profile", "smoke", "--name", "small", *smoke["sets"], "data.input_size=8"], capsys,
+                  smoke["runs"])
+    assert "data.input_size=8 is smaller than the backbone's patch size 16" in err
+    assert not (smoke["runs"] / "small").exists()
+    with pytest.warns(UserWarning, match=r"data.input_size=40 is not a multiple of the backbone's patch size 16: the "
+                                         r"2x2 patch grid covers 32 px, the last 8 px of each side are never seen"):
+        assert main(["train", "--profile", "smoke", "--name", "forty", "--no-progress", *smoke["sets"],
+                     "data.input_size=40", "max_steps=1"]) == 0
+
+
+def test_resuming_a_shipped_run_is_refused(capsys):
+    err = refused(["train", "--profile", "cpu", "--name", "cpu-baseline-s5-seed0", "--resume", "--set",
+                   f"train.run_root={SHIPPED}"], capsys, SHIPPED)
+    assert f"run folder {SHIPPED / 'cpu-baseline-s5-seed0'} is inside checkpoints/" in err
+    assert "training never writes there" in err and "--init-from" in err
+
+
+def test_ctrl_c_in_a_sweep_says_to_run_it_again(smoke, tmp_path, capsys, monkeypatch):
+    import ssync_lib.train as train_module
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(train_module, "_train", ctrl_c)
+    argv = ["experiment", "--profile", "smoke", "--objectives", "baseline", "--seeds", "0", "--branch", "",
+            "--no-progress", "--data-root", str(smoke["data"]), "--set", f"train.run_root={tmp_path}"]
+    capsys.readouterr()
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("interrupted: stopped by Ctrl-C") and "Traceback" not in err
+    assert f"fix: continue the sweep with the same command (finished runs are kept, an interrupted one resumes): " \
+           f"python -m ssync_lib {shlex.join(argv)}" in err  # --branch '' quoted
+    assert not (tmp_path / "experiments" / "smoke" / "baseline-s4-seed0").exists()  # lock released, no half folder
+
+
+# ----------------------------------------------------------------------------- timm weights offline (issue 32)
+
+def fake_hub_cache(root: Path, repo: str, filename: str, state: dict) -> Path:
+    """A Hugging Face cache holding ``repo``'s ``filename`` (the layout huggingface_hub writes)."""
+    from safetensors.torch import save_file
+
+    folder = root / f"models--{repo.replace('/', '--')}"
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text("0" * 40)
+    snapshot = folder / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(snapshot / filename))
+    return snapshot / filename
+
+
+def test_timm_weights_come_from_the_cache_first_and_offline_fails_at_once(smoke, tmp_path, capsys, monkeypatch):
+    import timm
+    from huggingface_hub import constants
+
+    from ssync_lib.models.encoder import create_vit
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "torch-hub"))
+    real = timm.create_model
+
+    def no_download(name, pretrained=False, **kwargs):
+        assert not pretrained or "pretrained_cfg_overlay" in kwargs, "asked the hub"
+        return real(name, pretrained=pretrained, **kwargs)
+    monkeypatch.setattr(timm, "create_model", no_download)
+    err = refused(["train", "--profile", "smoke", "--name", "timm", *smoke["sets"], "model.weights=timm"], capsys,
+                  smoke["runs"])
+    assert "pretrained weights for 'vit_small_patch16_224.dino' (Hugging Face hub 'timm/vit_small_patch16_224.dino') " \
+           "are not available (HF_HUB_OFFLINE is set and they are not cached)" in err
+    weights = real("vit_small_patch16_224.dino", pretrained=False, num_classes=0, img_size=32, depth=1).state_dict()
+    weights = {k: torch.randn_like(v) for k, v in weights.items()}
+    fake_hub_cache(tmp_path / "hub", "timm/vit_small_patch16_224.dino", "model.safetensors", weights)
+    vit = create_vit("vit_small_patch16_224.dino", "timm", 32, depth=1)
+    assert torch.equal(vit.state_dict()["blocks.0.attn.qkv.weight"], weights["blocks.0.attn.qkv.weight"])

@@ -11,6 +11,7 @@ the input size, never from a table.
 from __future__ import annotations
 
 import difflib
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -116,6 +117,43 @@ def _load_file(vit: nn.Module, path: Path) -> None:
         raise WeightsError(f"model.weights: {path} does not fit {type(vit).__name__}: {err}") from None
 
 
+def hub_offline() -> bool:
+    """Whether the Hugging Face hub must not be asked (``HF_HUB_OFFLINE`` in the environment or huggingface_hub's
+    own setting)."""
+    from huggingface_hub import constants
+    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+def cached_weights(name: str) -> Path | None:
+    """The local file of ``name``'s pretrained timm weights if they are cached: the Hugging Face cache
+    (``model.safetensors`` or ``pytorch_model.bin`` of its hub id, as timm fetches them) or torch hub's
+    ``checkpoints/`` for a URL; None otherwise."""
+    cfg = timm.models.get_pretrained_cfg(name)
+    if cfg is None:
+        return None
+    if cfg.hf_hub_id:
+        from huggingface_hub import try_to_load_from_cache
+        repo = cfg.hf_hub_id.split("@")[0]
+        for filename in ([cfg.hf_hub_filename] if cfg.hf_hub_filename else ["model.safetensors", "pytorch_model.bin"]):
+            found = try_to_load_from_cache(repo, filename)
+            if isinstance(found, str) and Path(found).is_file():
+                return Path(found)
+        return None
+    if cfg.url:
+        path = Path(torch.hub.get_dir()) / "checkpoints" / Path(cfg.url).name
+        return path if path.is_file() else None
+    return None
+
+
+def _not_available(name: str, why: str) -> MissingInputError:
+    return MissingInputError(
+        f"model.weights='timm': pretrained weights for '{name}' ({_weights_source(name)}) are not available "
+        f"({why}): looked in the {_cache_dirs()}",
+        fix=f"download them once on a machine with network (python -c \"import timm; timm.create_model('{name}', "
+            f"pretrained=True)\") and copy the cache folder, or save the weights to a .safetensors/.pth file and "
+            f"set model.weights=/path/to/file")
+
+
 def create_vit(name: str, weights: str, input_size: int, **backbone_kwargs) -> nn.Module:
     """A timm ViT at ``input_size`` px with no classifier head, weights as in the module docstring."""
     if not timm.is_model(name):
@@ -125,15 +163,16 @@ def create_vit(name: str, weights: str, input_size: int, **backbone_kwargs) -> n
         raise ConfigError("model.backbone_kwargs: do not set 'img_size'; it comes from data.input_size")
     kwargs = dict(num_classes=0, img_size=input_size, **backbone_kwargs)
     if weights == "timm":
+        cached = cached_weights(name)
+        if cached is None and hub_offline():  # HF_HUB_OFFLINE: no download tried (and no minute of retries)
+            raise _not_available(name, "HF_HUB_OFFLINE is set and they are not cached")
         try:
-            vit = timm.create_model(name, pretrained=True, **kwargs)
-        except OSError as err:  # offline and not cached, or no network
-            raise MissingInputError(
-                f"model.weights='timm': pretrained weights for '{name}' ({_weights_source(name)}) are not "
-                f"available: looked in the {_cache_dirs()}. Either download them once on a machine with "
-                f"network (python -c \"import timm; timm.create_model('{name}', pretrained=True)\") and copy "
-                f"the cache folder, or save the weights to a .safetensors/.pth file and set "
-                f"model.weights=/path/to/file. ({type(err).__name__}: {err})") from None
+            if cached is not None:  # from the local cache, without asking the hub
+                vit = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(cached)}, **kwargs)
+            else:
+                vit = timm.create_model(name, pretrained=True, **kwargs)
+        except OSError as err:  # no network, or the download failed
+            raise _not_available(name, f"{type(err).__name__}: {err}") from None
         return vit
     vit = timm.create_model(name, pretrained=False, **kwargs)
     if weights != "random":

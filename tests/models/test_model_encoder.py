@@ -126,7 +126,8 @@ def test_absent_timm_weights_offline_give_clear_error(tmp_path):
     assert message.startswith("ssync_lib.errors.MissingInputError: model.weights='timm'")  # a FileNotFoundError
     assert "vit_small_patch14_dinov2" in message and "timm/vit_small_patch14_dinov2.lvd142m" in message
     assert str(tmp_path / "hub") in message  # where it looked
-    assert "model.weights=/path/to/file" in message  # how to provide the file
+    assert "HF_HUB_OFFLINE is set and they are not cached" in message  # no download tried (issue 32)
+    assert "fix: " in result.stderr and "model.weights=/path/to/file" in result.stderr  # how to provide the file
 
 
 def test_unknown_name_lists_close_timm_names():
