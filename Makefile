@@ -12,12 +12,13 @@ OUT    ?= runs/notebooks
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,sim]'
 	touch $(STAMP)
 
 venv: $(STAMP)
 
-# Synthetic data: generated once per profile, skipped when it is already there (PROFILE=cpu_tex: data/synth-tex).
+# Synthetic data: generated once per profile, skipped when it is already there (PROFILE=cpu_tex: data/synth-tex;
+# PROFILE=cpu_movi: data/movi-mini, the MOVi-style 3D level made with PyBullet; an interrupted build resumes).
 data: venv
 	$(BIN)/python data_scripts/make_synthetic.py --profile $(PROFILE)
 

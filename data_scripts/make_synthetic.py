@@ -1,8 +1,12 @@
-"""Generate the synthetic benchmark of a profile (skipped when its meta.json already matches).
+"""Generate the synthetic data of a profile (skipped when its meta.json already matches).
 
     python data_scripts/make_synthetic.py --profile cpu                      # data/synth-easy
     python data_scripts/make_synthetic.py --profile cpu --level synth-hard   # data/synth-hard
     python data_scripts/make_synthetic.py --profile smoke data.num_train=32 --root /tmp/x --force
+    python data_scripts/make_synthetic.py --profile cpu_movi                 # data/movi-mini (PyBullet, 3D)
+
+The profile's level picks the generator: the 2D scenes (ssync_lib/data/synthetic.py) or movi-mini, the MOVi-style
+3D level (ssync_lib/data/movi_mini.py: train, val and --num-test test videos; an interrupted run resumes).
 
 Extra arguments are config overrides (`key=value`, see ssync_lib/config.py). Without --root, a level
 other than the profile's goes next to the profile's root: data/synth-easy -> data/synth-hard,
@@ -15,6 +19,7 @@ import time
 from pathlib import Path
 
 from ssync_lib.config import get_config, resolve_path
+from ssync_lib.data import movi_mini
 from ssync_lib.data.synthetic import generate_from_config
 
 
@@ -33,6 +38,7 @@ def main() -> None:
     parser.add_argument("--root", default=None, help="output folder (default: see above)")
     parser.add_argument("--workers", type=int, default=2, help="generator processes")
     parser.add_argument("--force", action="store_true", help="regenerate even if meta.json matches")
+    parser.add_argument("--num-test", type=int, default=250, help="movi-mini: held-out test videos")
     parser.add_argument("overrides", nargs="*", help="config overrides key=value")
     args = parser.parse_args()
     cfg = get_config(args.profile, args.overrides)
@@ -43,9 +49,14 @@ def main() -> None:
         cfg.data.root = args.root
     root = resolve_path(cfg.data.root)
     start = time.perf_counter()
-    reused = generate_from_config(cfg, workers=args.workers, force=args.force)
     d = cfg.data
     what = f"{d.level}: {d.num_train} train + {d.num_val} val videos, {d.num_frames} frames of {d.resolution} px"
+    if d.level in movi_mini.LEVELS:
+        reused = movi_mini.generate(root, d.level, d.synth_seed, d.num_train, d.num_val, args.num_test, d.resolution,
+                                    d.num_frames, workers=args.workers, force=args.force)
+        what = what.replace(" val videos", f" val + {args.num_test} test videos")
+    else:
+        reused = generate_from_config(cfg, workers=args.workers, force=args.force)
     if reused:
         print(f"reused {root} ({what}; meta.json matches, use --force to regenerate)")
     else:

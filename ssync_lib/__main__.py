@@ -69,7 +69,8 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--official", metavar="PATH", help="a public SSync / SlotContrast checkpoint (Lightning .ckpt "
                        "or state dict), converted by ssync_lib.official; with --profile")
     add_profile(p, default="movi_c", what="with --official: the profile it was trained with")
-    p.add_argument("--split", default="val", choices=("val",), help="data split (whole videos)")
+    p.add_argument("--split", default="val", choices=("val", "test"),
+                   help="data split (whole videos); test: MOVi-layout data with a test/ folder (movi-mini)")
     p.add_argument("--max-videos", type=int, help="evaluate the first N videos only")
     add_overrides(p, example="train.device=cpu data.root=...", what="overrides of the checkpoint's config")
     add_data_root(p)

@@ -252,3 +252,31 @@ def evaluate_masks(pred_labels: torch.Tensor, true: torch.Tensor, ignore_backgro
     for name, scores in clip_scores(pred_labels, true, ignore_background).items():
         result[name], result[name + "_n"], result[name + "_skipped"] = mean_valid(scores)
     return result
+
+
+def kmeans_labels(features: torch.Tensor, k: int, seed: int = 0, restarts: int = 10) -> torch.Tensor:
+    """k-means over every token of one clip, all frames pooled (so that an id names the same cluster in every
+    frame): features (T, h, w, D) -> labels (T, h, w) int64 in [0, k). scipy's ``kmeans2`` (k-means++ seeding,
+    Lloyd iterations), the best of ``restarts`` runs by inertia (scikit-learn's n_init), all drawn from
+    ``np.random.default_rng(seed)``: deterministic per seed."""
+    from scipy.cluster.vq import kmeans2
+
+    data = features.detach().reshape(-1, features.shape[-1]).double().cpu().numpy()  # T*h*w D
+    rng = np.random.default_rng(seed)
+    best, best_inertia = None, math.inf
+    for _ in range(restarts):
+        centroids, labels = kmeans2(data, k, minit="++", seed=rng)
+        inertia = float(((data - centroids[labels]) ** 2).sum())  # sum of squared distances to the centre
+        if inertia < best_inertia:
+            best, best_inertia = labels, inertia
+    return torch.from_numpy(best.astype(np.int64)).view(features.shape[:-1])
+
+
+def kmeans_fg_ari(features: torch.Tensor, true: torch.Tensor, k: int, seed: int = 0) -> float:
+    """The k-means reference of one clip: video FG-ARI of ``kmeans_labels(features, k)`` (T, h, w), upsampled
+    (nearest) to the ground truth's (T, H, W), against ``true`` (T, H, W) (0 = background). What a clustering of
+    the features alone scores: on raw pixels (mean colour per patch) it calibrates a data level, on a
+    backbone's features it says how object-like they are. NaN for a clip without foreground."""
+    labels = kmeans_labels(features, k, seed).double()  # T h w
+    labels = F.interpolate(labels[:, None], size=tuple(true.shape[-2:]), mode="nearest")[:, 0].long()  # T H W
+    return float(fg_ari(labels[None], true[None].long())[0])

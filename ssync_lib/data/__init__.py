@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from ssync_lib.config import Config, project_root, resolve_path
-from ssync_lib.data import synthetic
+from ssync_lib.data import movi_mini, synthetic
 from ssync_lib.data.common import DataError, DataWarning, VideoDataset, denormalize
 from ssync_lib.data.davis import DavisDataset
 from ssync_lib.data.movi import MoviDataset
@@ -24,8 +25,8 @@ from ssync_lib.errors import ConfigError, MissingInputError
 
 SOURCES = ("synthetic", "movi", "ytvis", "davis")
 
-__all__ = ["build_dataset", "check_data_root", "denormalize", "object_stats", "DataError", "DataWarning", "VideoDataset",
-           "MoviDataset", "YTVISDataset", "DavisDataset", "SOURCES", "synthetic"]
+__all__ = ["build_dataset", "check_data_root", "denormalize", "object_stats", "pixel_kmeans_reference", "DataError", "DataWarning", "VideoDataset",
+           "MoviDataset", "YTVISDataset", "DavisDataset", "SOURCES", "synthetic", "movi_mini"]
 
 
 def check_data_root(cfg: Config) -> Path:
@@ -34,7 +35,7 @@ def check_data_root(cfg: Config) -> Path:
     the current folder; the message says so when it is missing."""
     root = resolve_path(cfg.data.root)
     where = f"data folder {root} (data.root='{cfg.data.root}', profile '{cfg.profile}')"
-    if cfg.data.source == "synthetic":
+    if cfg.data.source == "synthetic" or cfg.data.level in movi_mini.LEVELS:
         hint = (f"generate it with `make data PROFILE={cfg.profile}` or "
                 f"`python data_scripts/make_synthetic.py --profile {cfg.profile} --root {root}`")
     else:
@@ -57,8 +58,12 @@ def check_data_root(cfg: Config) -> Path:
 
 
 def build_dataset(cfg: Config, split: str) -> VideoDataset:
-    """The `split` ("train" | "val") dataset of `cfg.data.source` under `resolve_path(cfg.data.root)`."""
+    """The `split` ("train" | "val" | "test") dataset of `cfg.data.source` under `resolve_path(cfg.data.root)`;
+    test exists for MOVi-layout data with a `test/` folder (movi-mini)."""
     d = cfg.data
+    if split == "test" and d.source not in ("movi", "synthetic"):
+        raise ConfigError(f"the test split exists for MOVi-layout data only (data.source 'movi'), not '{d.source}'",
+                          fix="evaluate --split val")
     root = resolve_path(d.root)
     common = dict(split=split, chunk_len=d.chunk_len, input_size=d.input_size, seed=cfg.train.seed,
                   max_val_videos=d.max_val_videos)
@@ -100,3 +105,25 @@ def object_stats(dataset: VideoDataset, max_videos: int | None = None) -> pd.Dat
                          "area_frac": mean_area / pixels})
     frame = pd.DataFrame(rows, columns=["id", "num_objects", "object", "frames_visible", "area_px", "area_frac"])
     return frame.astype({"object": "Int64"})
+
+
+def pixel_kmeans_reference(dataset: VideoDataset, patch: int, max_videos: int | None = None,
+                           seed: int = 0) -> pd.DataFrame:
+    """The raw-pixel reference of a data level (issue 34): per video, k-means of the mean colour of each
+    ``patch`` x ``patch`` patch (the profile's patch grid at the dataset's input size) with K = objects + 1,
+    scored by video FG-ARI (``metrics.kmeans_fg_ari``). One row per video: id, num_objects, fg_ari. A level whose
+    objects colour alone separates scores near 1; the calibration target of movi-mini is 0.45-0.65."""
+    from ssync_lib.metrics import kmeans_fg_ari
+
+    if not dataset.has_masks:
+        raise ValueError(f"{dataset!r} has no masks to score against")
+    rows = []
+    for index in range(len(dataset) if max_videos is None else min(max_videos, len(dataset))):
+        item = dataset[index]
+        video = torch.as_tensor(denormalize(item["video"])).movedim(-1, 1)  # T 3 S S in [0, 1]
+        colour = torch.nn.functional.avg_pool2d(video, patch).movedim(1, -1)  # T h w 3: mean colour per patch
+        masks = item["masks"]  # T S S
+        objects = int((masks.unique() > 0).sum())
+        rows.append({"id": item["id"], "num_objects": objects,
+                     "fg_ari": kmeans_fg_ari(colour, masks, objects + 1, seed) if objects else float("nan")})
+    return pd.DataFrame(rows, columns=["id", "num_objects", "fg_ari"])

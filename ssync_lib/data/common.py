@@ -33,7 +33,7 @@ from torch.utils.data import Dataset
 from ssync_lib.config import IMAGENET_MEAN, IMAGENET_STD
 from ssync_lib.errors import DataError
 
-SPLITS = ("train", "val")
+SPLITS = ("train", "val", "test")  # test: read like val (whole videos, masks required); MOVi-layout data only
 
 
 class DataWarning(UserWarning):
@@ -176,7 +176,7 @@ class VideoDataset(Dataset):
     def clip_range(self, index: int) -> tuple[int, int]:
         """Frames [start, stop) that item `index` returns in the current epoch."""
         rec = self.records[index]
-        if self.split == "val":
+        if self.split != "train":
             return 0, rec.num_frames
         start = chunk_start(self.seed, self.epoch, index, rec.num_frames, self.chunk_len)
         return start, start + self.chunk_len
@@ -188,7 +188,7 @@ class VideoDataset(Dataset):
         self._check_square(rec, frames.shape[1:3])
         item = {"video": preprocess_video(frames, self.input_size), "id": rec.id}
         if masks is not None:
-            if self.split == "val" and not masks.any():
+            if self.split != "train" and not masks.any():
                 warnings.warn(f"{rec.source}: sample '{rec.id}': masks have no object in any frame "
                               "(metrics skip this video)", DataWarning, stacklevel=2)
             item["masks"] = resize_masks(masks, self.input_size)

@@ -4,9 +4,9 @@ Layout::
 
     {root}/train/shard-000000.tar ...   samples: {key}.video.npy          (T,H,W,3) uint8
     {root}/val/shard-000000.tar ...              {key}.segmentations.npy  (T,H,W,1) uint8, 0 = background
-                                                 (required in val, optional in train)
+    {root}/test/shard-000000.tar ... (optional)  (required in val and test, optional in train)
 
-(`validation/` is accepted for `val/`.) Train items carry masks only when every training sample has
+(`validation/` is accepted for `val/`; the test split is read like val.) Train items carry masks only when every training sample has
 `segmentations.npy` (the synthetic benchmark writes them; the MOVi release does not).
 
 Checksums (optional): shards this project writes (`make_sample`: the synthetic benchmark, `convert_movi.py`)
@@ -42,7 +42,7 @@ from ssync_lib.errors import MissingInputError
 VIDEO = "video.npy"
 MASKS = "segmentations.npy"
 CHECKSUMS = "sha256.json"  # optional: {member: [sha256 of each frame's bytes]}, written by make_sample
-SPLIT_DIRS = {"train": ("train",), "val": ("val", "validation")}
+SPLIT_DIRS = {"train": ("train",), "val": ("val", "validation"), "test": ("test",)}
 
 
 @dataclass(frozen=True)
@@ -233,8 +233,8 @@ class MoviDataset(VideoDataset):
         where = f"{shard}: sample '{key}'"
         if VIDEO not in fields:
             return self._bad(f"{where}: missing '{VIDEO}' (has {sorted(fields)})")
-        if self.split == "val" and MASKS not in fields:
-            return self._bad(f"{where}: missing '{MASKS}' (required for validation; has {sorted(fields)})")
+        if self.split != "train" and MASKS not in fields:
+            return self._bad(f"{where}: missing '{MASKS}' (required for {self.split}; has {sorted(fields)})")
         members = {}
         for name, check in ((VIDEO, check_video), (MASKS, check_masks)):
             if name not in fields:

@@ -124,6 +124,16 @@ def read_meta(root: str | Path) -> dict | None:
     return meta
 
 
+def clear_outputs(root: Path, names) -> None:
+    """Delete the files and folders ``names`` under ``root`` (a generation that starts over)."""
+    for name in names:
+        target = root / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+
+
 def generate(root: str | Path, level: str, seed: int, num_train: int, num_val: int, resolution: int,
              num_frames: int, workers: int = 2, force: bool = False, progress: bool = True) -> bool:
     """Write the benchmark to `root` unless its meta.json already matches; returns True if reused."""
@@ -135,12 +145,7 @@ def generate(root: str | Path, level: str, seed: int, num_train: int, num_val: i
     if not force and existing is None and any((root / name).exists() for name in ("train", "val")):
         raise FileExistsError(f"{root} holds train/ or val/ but no synthetic meta.json (another data set, or an "
                               "interrupted generation); pass force=True (--force) to overwrite it")
-    for name in ("meta.json", "train", "val"):
-        target = root / name
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
+    clear_outputs(root, ("meta.json", "train", "val"))
     root.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     params = level_params(level)  # sent to the workers, so custom levels work under any start method

@@ -33,7 +33,12 @@ def test_build_dataset_uses_the_config(tmp_path):
     with pytest.raises(ValueError, match=r"unknown data.source 'kitti'"):
         build_dataset(cfg, "train")
     cfg.data.source = "movi"
-    with pytest.raises(ValueError, match=r"split must be one of \('train', 'val'\), got 'test'"):
+    with pytest.raises(ValueError, match=r"split must be one of \('train', 'val', 'test'\), got 'valid'"):
+        build_dataset(cfg, "valid")
+    with pytest.raises(FileNotFoundError, match=r"no test shards"):  # this root has no test/ folder
+        build_dataset(cfg, "test")
+    cfg.data.source = "ytvis"
+    with pytest.raises(ValueError, match=r"the test split exists for MOVi-layout data only"):
         build_dataset(cfg, "test")
 
 
