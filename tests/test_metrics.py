@@ -255,3 +255,51 @@ def test_object_sharing_matches_a_loop(seed):
     torch.testing.assert_close(scores["objects_lost"], lost, equal_nan=True)
     torch.testing.assert_close(scores["objects_shared"], shared, equal_nan=True)
     assert scores["objects_lost"][2] == 0 and scores["objects_shared"][2] == 0 and math.isnan(scores["objects_lost"][0])
+
+
+def test_kmeans_labels_agree_with_scikit_learn_and_are_seeded():
+    from sklearn.cluster import KMeans
+
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]])
+    truth = rng.integers(0, 4, (3, 5, 6))  # T h w
+    features = torch.from_numpy(centres[truth] + rng.normal(0, 0.05, truth.shape + (3,)))  # T h w 3
+    labels = metrics.kmeans_labels(features, 4, seed=1)
+    assert labels.shape == (3, 5, 6) and labels.dtype == torch.int64
+    assert torch.equal(labels, metrics.kmeans_labels(features, 4, seed=1))
+    reference = KMeans(4, n_init=10, random_state=0).fit_predict(features.reshape(-1, 3).numpy())
+    assert adjusted_rand_score(reference, labels.ravel().numpy()) == 1.0
+    assert adjusted_rand_score(truth.ravel(), labels.ravel().numpy()) == 1.0
+
+
+def test_kmeans_fg_ari_upsamples_the_grid_to_the_masks():
+    true = torch.zeros(2, 8, 8, dtype=torch.long)  # T H W, patches of 2x2 on a 4x4 grid
+    true[:, :4, :4], true[:, 4:, 4:] = 1, 2
+    grid = F.avg_pool2d(true[:, None].double(), 2)[:, 0]  # T 4 4: one colour-like value per patch
+    features = torch.stack([grid, grid ** 2], -1)  # T 4 4 2
+    assert metrics.kmeans_fg_ari(features, true, k=3) == 1.0
+    one = torch.zeros_like(features)  # nothing to separate: every patch in one cluster
+    assert metrics.kmeans_fg_ari(one, true, k=1) == pytest.approx(0.0)
+
+
+def test_pixel_kmeans_reference_scores_flat_coloured_objects_perfectly(tmp_path):
+    from ssync_lib.data import MoviDataset, pixel_kmeans_reference
+    from ssync_lib.data.movi import make_sample, write_shards
+
+    videos = []
+    for i, colours in enumerate(([[200, 0, 0], [0, 0, 200]], [[0, 180, 0], [220, 220, 0]])):
+        video = np.full((3, 16, 16, 3), 60, np.uint8)  # grey floor
+        masks = np.zeros((3, 16, 16), np.uint8)
+        for k, (colour, (y, x)) in enumerate(zip(colours, ((0, 0), (8, 4)))):
+            video[:, y:y + 8, x:x + 8], masks[:, y:y + 8, x:x + 8] = colour, k + 1  # patch-aligned squares
+        videos.append(make_sample(f"{i:06d}", video, masks))
+    # a third video whose objects patch boundaries cut: mixed patches, the reference misses part of them
+    video = np.full((3, 16, 16, 3), 60, np.uint8)
+    masks = np.zeros((3, 16, 16), np.uint8)
+    video[:, 2:10, 2:10], masks[:, 2:10, 2:10] = (200, 0, 0), 1
+    video[:, 10:14, 10:16], masks[:, 10:14, 10:16] = (0, 0, 200), 2
+    videos.append(make_sample("000002", video, masks))
+    write_shards(videos, tmp_path / "val")
+    ref = pixel_kmeans_reference(MoviDataset(tmp_path, "val", chunk_len=3, input_size=16), patch=4)
+    assert list(ref.columns) == ["id", "num_objects", "fg_ari"] and list(ref.num_objects) == [2, 2, 2]
+    assert list(ref.fg_ari[:2]) == [1.0, 1.0] and 0 < ref.fg_ari[2] < 1

@@ -35,6 +35,7 @@ The knobs are the fields of ``Level`` (``LEVELS``); a change alters meta.json an
 """
 from __future__ import annotations
 
+import atexit
 import colorsys
 import functools
 import io
@@ -475,6 +476,7 @@ def _simulator() -> Simulator:
     global _SIM
     if _SIM is None:
         _SIM = Simulator()
+        atexit.register(_SIM.close)  # disconnect before the interpreter tears pybullet down
     return _SIM
 
 
