@@ -15,7 +15,8 @@ LAYERS = {
     "runtime": 2, "cli_args": 2, "config_checks": 2,  # device, processes, seeds, commit; CLI arguments; validate
     "data": 3, "models": 3, "metrics": 3,  # the pipeline's inputs, the model, the scores
     "objectives": 4,  # losses over model outputs
-    "checkpoint": 5, "optim": 5, "run_log": 5, "viz": 5,  # what training and the notebooks build on
+    "checkpoint": 5, "optim": 5, "run_log": 5, "run_lock": 5, "viz": 5,  # what training and the notebooks build on;
+    # one writer per run folder and the check that an output can be written
     "diagnostics": 6, "official": 6, "claims": 6,  # SSync's premises against ground truth; the public checkpoints
     # loaded; the paper's claims stated from a sweep summary
     "bench": 7,  # benchmarks (and the gradient report's CLI)
