@@ -134,7 +134,63 @@ def run_experiment(args: argparse.Namespace) -> int:
     return 0 if len(summary) else 1
 
 
-COMMANDS = (add_train_parser, add_evaluate_parser, add_experiment_parser)
+def add_pretrain_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pretrain", help="self-supervised DINO + iBOT pretraining of the encoder's ViT")
+    p.add_argument("--profile", default="cpu", help="recipe and data of this profile (smoke, cpu, cpu_tex, "
+                   "cpu_tex_mild; default cpu)")
+    add_overrides(p, example="dino.mix=data/synth-easy,data/movi-mini train.max_steps=2000",
+                  what="overrides (sections data, vit, dino, train: ssync_lib/pretrain/config.py)")
+    add_data_root(p)
+    p.add_argument("--name", help="run folder name under train.run_root (sets train.name)")
+    p.add_argument("--resume", action="store_true", help="continue from <run>/last.pt")
+    p.add_argument("--allow-config-change", action="store_true",
+                   help="resume even if the config changes what the run computes (refused otherwise)")
+    p.add_argument("--export", nargs="?", const="", metavar="OUT",
+                   help="train nothing: write the teacher ViT of <run>/last.pt as safetensors (default "
+                        "<run>/vit.safetensors, or OUT) with its JSON beside it")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_pretrain)
+
+
+def run_pretrain(args: argparse.Namespace) -> int:
+    from ssync_lib.config import resolve_path
+    from ssync_lib.pretrain import export_weights, get_pretrain_config, pretrain
+
+    overrides = list(args.overrides) + ([f"train.name={args.name}"] if args.name else [])
+    cfg = get_pretrain_config(args.profile, overrides)
+    run_dir = resolve_path(cfg.train.run_root) / cfg.run_name
+    if args.export is not None:
+        print(f"wrote {export_weights(run_dir, out=args.export or None)}")
+        return 0
+    result = pretrain(cfg, resume=args.resume, progress=not args.no_progress,
+                      allow_config_change=args.allow_config_change)
+    print(f"run folder: {result.run_dir}")
+    return 0
+
+
+def add_features_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("features", help="k-means video FG-ARI of frozen features (pixels, random, a pretrained "
+                                        "ViT per block) on the validation videos of each level, and figures")
+    p.add_argument("--weights", help="a pretrained ViT (.safetensors with its .json beside it, from `pretrain`); "
+                                     "without it only the pixel and random baselines")
+    p.add_argument("--profile", default="cpu", help="the profile whose encoder is the random baseline (default cpu)")
+    p.add_argument("--levels", default="data/synth-easy,data/synth-tex",
+                   help="comma-separated data folders ('source:folder' for a reader other than movi)")
+    p.add_argument("--max-videos", type=int, default=50, help="validation videos per level (default 50)")
+    p.add_argument("--out", default="results/pretrain", help="folder for the table (CSV, markdown) and figures")
+    p.add_argument("--no-figures", action="store_true", help="the table only")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_features)
+
+
+def run_features(args: argparse.Namespace) -> int:
+    from ssync_lib.pretrain.features import feature_table_command
+
+    print(feature_table_command(args, sys.argv[1:]))
+    return 0
+
+
+COMMANDS = (add_train_parser, add_evaluate_parser, add_experiment_parser, add_pretrain_parser, add_features_parser)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -122,8 +122,22 @@ class TrainConfig:
     name: str = ""  # run folder name; empty = derived from profile and objective
 
 
+class Sections:
+    """What a config of named sections (dataclasses) shares: ``SECTIONS`` names them (``apply_overrides`` resolves
+    ``section.key`` against it), and it serialises to a dict and to JSON. ``Config`` here, ``PretrainConfig`` in
+    ``ssync_lib/pretrain/config.py``."""
+
+    SECTIONS: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
 @dataclass
-class Config:
+class Config(Sections):
     profile: str = "custom"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -131,12 +145,6 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     SECTIONS = ("data", "model", "objective", "train")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Config":
@@ -316,7 +324,7 @@ KEYS_FIX = "the keys are the fields of the dataclasses in ssync_lib/config.py (s
 
 def config_keys(cfg: Config) -> list[str]:
     """Every dotted key of a config (``data.root``, ``model.num_slots``, ...)."""
-    return [f"{s}.{f.name}" for s in Config.SECTIONS for f in dataclasses.fields(getattr(cfg, s))]
+    return [f"{s}.{f.name}" for s in cfg.SECTIONS for f in dataclasses.fields(getattr(cfg, s))]
 
 
 def _suggest(cfg: Config, key: str) -> str:
@@ -332,11 +340,11 @@ def _suggest(cfg: Config, key: str) -> str:
 def _resolve_key(cfg: Config, key: str) -> tuple[Any, str]:
     if "." in key:
         section, name = key.split(".", 1)
-        if section not in Config.SECTIONS or not hasattr(getattr(cfg, section), name):
+        if section not in cfg.SECTIONS or not hasattr(getattr(cfg, section), name):
             raise ConfigKeyError(f"unknown config key '{key}'{_suggest(cfg, key)}",
                                  fix=KEYS_FIX)
         return getattr(cfg, section), name
-    owners = [s for s in Config.SECTIONS if hasattr(getattr(cfg, s), key)]
+    owners = [s for s in cfg.SECTIONS if hasattr(getattr(cfg, s), key)]
     if len(owners) > 1:
         raise ConfigKeyError(f"ambiguous config key '{key}': use one of {[f'{s}.{key}' for s in owners]}")
     if not owners:

@@ -107,3 +107,9 @@ class RunFolderError(UserInputError, PermissionError):
     """A run folder or output path cannot be written (read-only, not this user's, full disk)."""
 
     default_fix = "make the folder writable, free some space, or write elsewhere"
+
+
+class TrainingCollapseError(UserInputError, RuntimeError):
+    """A self-supervised teacher's output stopped depending on its input (``python -m ssync_lib pretrain``)."""
+
+    default_fix = "start again with a lower train.lr or a higher dino.momentum / dino.centre_momentum"

@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -82,6 +83,25 @@ def init_distributed(device: torch.device) -> DistInfo:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         info.created_group = True
     return info
+
+
+@contextlib.contextmanager
+def run_process(device: torch.device, deterministic: bool = False):
+    """The process a training run executes in: its CUDA device selected, the torchrun group joined
+    (``init_distributed``; yields its ``DistInfo``), deterministic algorithms on when asked; all undone on exit."""
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    info = init_distributed(device)
+    deterministic_before = torch.are_deterministic_algorithms_enabled()
+    try:
+        if deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
+        yield info
+    finally:
+        torch.use_deterministic_algorithms(deterministic_before)
+        if info.created_group:
+            dist.destroy_process_group()
 
 
 def seed_everything(seed: int) -> None:

@@ -47,7 +47,7 @@ from ssync_lib.checkpoint import (check_config_change, load_checkpoint, remove_s
 from ssync_lib.config import Config, project_root, resolve_path
 from ssync_lib.config_checks import validate
 from ssync_lib.data import build_dataset, check_data_root
-from ssync_lib.data.order import epoch_loader
+from ssync_lib.data.order import training_batches
 from ssync_lib.errors import ConfigError, Interrupted, MissingInputError, NonFiniteLossError, RunExistsError
 from ssync_lib.evaluate import SHIPPED_DIR, evaluate, write_metrics
 from ssync_lib.models import create_model
@@ -55,7 +55,7 @@ from ssync_lib.objectives import build_objective
 from ssync_lib.optim import build_optimizer, build_scheduler
 from ssync_lib.run_lock import RunLock, check_writable
 from ssync_lib.run_log import CsvLog, RunningMeans, tensorboard_write, tensorboard_writer
-from ssync_lib.runtime import DistInfo, init_distributed, resolve_device, seed_everything
+from ssync_lib.runtime import DistInfo, resolve_device, run_process, seed_everything
 
 LAST = "last.pt"
 
@@ -118,19 +118,8 @@ def train(cfg: Config, resume: bool | str = False, progress: bool = True,
         state = _start_state(cfg, resume, ckpt_path, allow_config_change)  # before anything is written
         if lock is not None:
             remove_stale_tmp(run_dir)  # left by a save that was killed; no other writer holds the folder
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        info = init_distributed(device)
-        deterministic_before = torch.are_deterministic_algorithms_enabled()
-        try:
-            if tcfg.deterministic:
-                os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-                torch.use_deterministic_algorithms(True)
+        with run_process(device, tcfg.deterministic) as info:
             return _train(cfg, info, device, run_dir, ckpt_path, resume, state, progress)
-        finally:
-            torch.use_deterministic_algorithms(deterministic_before)
-            if info.created_group:
-                dist.destroy_process_group()
     finally:
         if lock is not None:
             lock.release()
@@ -225,42 +214,40 @@ def _train(cfg: Config, info: DistInfo, device: torch.device, run_dir: Path, ckp
     tick, tick_step = time.perf_counter(), step
     model.train()
     objective.train()
+    batches = training_batches(train_set, tcfg, cfg.data.num_workers, step, steps_per_epoch, info.rank,
+                               info.world_size, pin_memory=device.type == "cuda")
     try:
-        while step < tcfg.max_steps:
-            epoch, first_batch = divmod(step, steps_per_epoch)
-            loader = epoch_loader(train_set, tcfg, cfg.data.num_workers, epoch, first_batch, info.rank,
-                                  info.world_size, pin_memory=device.type == "cuda")
-            for batch in loader:
-                video = batch["video"].to(device, non_blocking=True)  # B T 3 H W
-                lr = optimizer.param_groups[0]["lr"]
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                    total, terms = forward(video, step)
-                optimizer.zero_grad(set_to_none=True)
-                total.backward()
-                grad_norm = nn.utils.clip_grad_norm_(params, tcfg.grad_clip)  # §1.8
-                values = _step_values(total, terms, grad_norm, info)
-                _check_finite(values, step, last_good)
-                optimizer.step()
-                scheduler.step()
-                step += 1
-                bar.update(1)
-                bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
-                means.add(values)
-                if step % tcfg.log_every == 0 or step == tcfg.max_steps:
-                    now = time.perf_counter()
-                    row = {"step": step, "epoch": epoch, "lr": lr, **means.pop(),
-                           "sec_per_step": (now - tick) / max(step - tick_step, 1)}
-                    log.append(row)
-                    tensorboard_write(tb, "train", row, step)
-                    tick, tick_step = now, step
-                if tcfg.eval_every and step % tcfg.eval_every == 0 and step < tcfg.max_steps:
-                    _evaluate_into(model, cfg, info, eval_log, tb, step, progress)
-                if step % tcfg.ckpt_every == 0 or step == tcfg.max_steps:
-                    save_training_state(ckpt_path, model, objective, optimizer, scheduler, step, steps_per_epoch,
-                                        cfg, info, means.state_dict())
-                    last_good = (ckpt_path, step)
-                if step >= tcfg.max_steps:
-                    break
+        for epoch, batch in (batches if step < tcfg.max_steps else ()):
+            video = batch["video"].to(device, non_blocking=True)  # B T 3 H W
+            lr = optimizer.param_groups[0]["lr"]
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                total, terms = forward(video, step)
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            grad_norm = nn.utils.clip_grad_norm_(params, tcfg.grad_clip)  # §1.8
+            values = _step_values(total, terms, grad_norm, info)
+            _check_finite(values, step, last_good)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
+            means.add(values)
+            if step % tcfg.log_every == 0 or step == tcfg.max_steps:
+                now = time.perf_counter()
+                row = {"step": step, "epoch": epoch, "lr": lr, **means.pop(),
+                       "sec_per_step": (now - tick) / max(step - tick_step, 1)}
+                log.append(row)
+                tensorboard_write(tb, "train", row, step)
+                tick, tick_step = now, step
+            if tcfg.eval_every and step % tcfg.eval_every == 0 and step < tcfg.max_steps:
+                _evaluate_into(model, cfg, info, eval_log, tb, step, progress)
+            if step % tcfg.ckpt_every == 0 or step == tcfg.max_steps:
+                save_training_state(ckpt_path, model, objective, optimizer, scheduler, step, steps_per_epoch,
+                                    cfg, info, means.state_dict())
+                last_good = (ckpt_path, step)
+            if step >= tcfg.max_steps:
+                break
         bar.close()
         metrics = _evaluate_into(model, cfg, info, eval_log, tb, step, progress)
         if info.is_main:
@@ -273,6 +260,7 @@ def _train(cfg: Config, info: DistInfo, device: torch.device, run_dir: Path, ckp
                           fix="continue with the same command and --resume" if ckpt else
                           "start it again with the same command") from None
     finally:
+        batches.close()
         bar.close()
         if tb is not None:
             tb.close()

@@ -23,6 +23,7 @@ LAYERS = {
     "evaluate": 7,  # scoring a model, a checkpoint, a public checkpoint
     "train": 8,  # the one loop
     "run_cache": 9, "experiment": 9,  # runs reused by the notebooks; the sweep
+    "pretrain": 9,  # self-supervised pretraining of the encoder's ViT (DINO + iBOT), on train's checks
     "notebook": 10, "widgets": 10,  # what the notebooks call
     "__main__": 11,  # the command line
 }

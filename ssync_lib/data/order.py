@@ -40,3 +40,14 @@ def epoch_loader(dataset, tcfg: TrainConfig, num_workers: int, epoch: int, first
     return torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=num_workers,
                                        pin_memory=pin_memory,
                                        generator=torch.Generator().manual_seed(tcfg.seed * 2**32 + epoch))
+
+
+def training_batches(dataset, tcfg: TrainConfig, num_workers: int, step: int, steps_per_epoch: int, rank: int,
+                     world_size: int, pin_memory: bool):
+    """``(epoch, batch)`` of every training step from ``step`` on, epoch after epoch, without end: the loop
+    stops at ``max_steps``. Step ``s`` gets batch ``s % steps_per_epoch`` of epoch ``s // steps_per_epoch``."""
+    epoch, first_batch = divmod(step, steps_per_epoch)
+    while True:
+        for batch in epoch_loader(dataset, tcfg, num_workers, epoch, first_batch, rank, world_size, pin_memory):
+            yield epoch, batch
+        epoch, first_batch = epoch + 1, 0
