@@ -107,7 +107,7 @@ def _smoke() -> PretrainConfig:
 
 
 PRETRAIN_PROFILES = {"smoke": _smoke, "cpu": lambda: _cpu("cpu"), "cpu_tex": lambda: _cpu("cpu_tex"),
-                     "cpu_tex_mild": lambda: _cpu("cpu_tex_mild")}
+                     "cpu_tex_mild": lambda: _cpu("cpu_tex_mild"), "cpu_movi": lambda: _cpu("cpu_movi")}
 
 
 def get_pretrain_config(profile: str = "cpu", overrides=()) -> PretrainConfig:
