@@ -13,7 +13,6 @@ LAYERS = {
     "errors": 0,  # the errors raised on purpose (bad input), which every layer may raise
     "config": 1,  # the settings everything reads
     "runtime": 2, "cli_args": 2, "config_checks": 2,  # device, processes, seeds, commit; CLI arguments; validate
-    "run_lock": 2,  # one writer per run folder
     "data": 3, "models": 3, "metrics": 3,  # the pipeline's inputs, the model, the scores
     "objectives": 4,  # losses over model outputs
     "checkpoint": 5, "optim": 5, "run_log": 5, "run_lock": 5, "viz": 5,  # what training and the notebooks build on;
