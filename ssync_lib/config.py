@@ -45,6 +45,7 @@ class DataConfig:
     resolution: int = 64  # synthetic frame size (pixels, square)
     chunk_len: int = 4  # frames per training sample (one random aligned chunk per video)
     input_size: int = 64  # frames are resized to this before the encoder
+    resize: str = "bilinear"  # bilinear: normalise, then bilinear (antialiased) | bicubic: the public pipeline (bicubic, clamp to [0, 1], normalise; data/common.py)
     num_workers: int = 0
     ytvis_val_last: int = 300  # YouTube-VIS: last N training videos form the validation split
     max_val_videos: int = 0  # 0 = all validation videos
@@ -271,7 +272,7 @@ def published_config(profile: str) -> Config:
     return Config(
         profile=profile,
         data=DataConfig(source=row.source, root=row.root, chunk_len=row.chunk_len, input_size=row.input_size,
-                        num_workers=8),
+                        resize="bicubic", num_workers=8),
         model=ModelConfig(backbone=row.backbone, weights="timm", feature_layer="last", num_slots=row.num_slots,
                           slot_dim=row.slot_dim, slot_init="learned", **model_extra),
         objective=ObjectiveConfig(merge_iou=row.merge_iou, dense_topk=row.dense_topk, **objective_extra),

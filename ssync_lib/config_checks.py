@@ -23,7 +23,7 @@ LOWER_BOUNDS = (
     ("train", "ckpt_every", 1), ("train", "keep_every", 0), ("train", "eval_every", 0), ("train", "eval_batch_size", 1),
 )
 POSITIVE = (("train", "lr"), ("train", "grad_clip"), ("objective", "slot_contrast_tau"), ("objective", "dense_tau"))
-CHOICES = (("model", "slot_init", ("learned", "gaussian")), ("model", "input_pos_embed", ("none", "linear")),
+CHOICES = (("data", "resize", ("bilinear", "bicubic")), ("model", "slot_init", ("learned", "gaussian")), ("model", "input_pos_embed", ("none", "linear")),
            ("model", "decoder_pos_embed", ("learned", "linear")), ("train", "init_mode", ("full", "model")))
 
 

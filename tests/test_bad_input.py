@@ -513,6 +513,10 @@ def test_a_read_only_run_folder_or_a_full_disk_is_refused_before_the_work(smoke,
     err = refused(["evaluate", "--run", str(run), "--data-root", str(smoke["data"]), "--out", str(tmp_path / "m.json")],
                   capsys, run)
     assert "the disk of" in err and "is full (0.0 MiB free" in err and not (tmp_path / "m.json").exists()
+    err = refused(["train", "--profile", "smoke", "--name", "full", "--data-root", str(smoke["data"]), "--set",
+                   f"train.run_root={tmp_path / 'runs'}"], capsys, tmp_path)
+    assert f"cannot write {tmp_path / 'runs' / 'full' / 'last.pt'}: the disk of" in err and "another train.run_root" in err
+    assert not (tmp_path / "runs" / "full").exists()  # nothing written, no run folder left
 
 
 # ----------------------------------------------------------------------------- data folders (issue 32)

@@ -66,7 +66,7 @@ def build_dataset(cfg: Config, split: str) -> VideoDataset:
                           fix="evaluate --split val")
     root = resolve_path(d.root)
     common = dict(split=split, chunk_len=d.chunk_len, input_size=d.input_size, seed=cfg.train.seed,
-                  max_val_videos=d.max_val_videos)
+                  max_val_videos=d.max_val_videos, resize=d.resize)
     if d.source == "synthetic":
         synthetic.check_root(root, d, cfg.profile)
         return MoviDataset(root, **common)

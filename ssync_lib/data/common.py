@@ -5,7 +5,7 @@ A reader (movi.py, ytvis.py, davis.py) lists its videos as `Record`s and impleme
 `VideoDataset` turns them into items (docs/method.md §5; non-square frames are stretched to the square input
 size, with one `DataWarning` per frame size that says so):
 
-    {"video": float32 (T,3,S,S)  bilinear to S = input_size, ImageNet-normalised,
+    {"video": float32 (T,3,S,S)  resized to S = input_size (data.resize), ImageNet-normalised,
      "masks": int64 (T,S,S)      nearest, 0 = background / unlabelled (only when the data has masks),
      "id": str}
 
@@ -70,15 +70,30 @@ def load_frame(path: Path, sample: str, size: tuple[int, int] | None = None) -> 
     return frame
 
 
-def preprocess_video(frames: np.ndarray, size: int) -> torch.Tensor:
-    """uint8 frames (T,H,W,3) -> float32 (T,3,size,size): ImageNet normalisation, bilinear resize.
+RESIZE_MODES = ("bilinear", "bicubic")  # data.resize
 
-    Normalising first is exact (a per-channel affine map commutes with interpolation) and runs in
-    numpy: single-threaded, so item loading does not contend with torch's intra-op threads.
-    Downsampling uses antialiasing (identical to plain bilinear when upsampling)."""
-    mean = np.asarray(IMAGENET_MEAN, np.float32) * 255
-    std = np.asarray(IMAGENET_STD, np.float32) * 255
-    video = torch.from_numpy(np.ascontiguousarray(((frames - mean) / std).transpose(0, 3, 1, 2), np.float32))
+
+def preprocess_video(frames: np.ndarray, size: int, resize: str = "bilinear") -> torch.Tensor:
+    """uint8 frames (T,H,W,3) -> float32 (T,3,size,size), ImageNet-normalised, resized by ``resize``:
+
+    * "bilinear" (this project's own profiles): normalise, then bilinear resize. Normalising first is exact (a
+      per-channel affine map commutes with interpolation) and runs in numpy: single-threaded, so item loading does
+      not contend with torch's intra-op threads. Downsampling uses antialiasing (identical to plain bilinear when
+      upsampling).
+    * "bicubic" (the published profiles): the public pipeline's order, pixels in [0, 1] resized bicubic
+      (``F.interpolate(mode="bicubic", align_corners=False)``), clamped to [0, 1] (bicubic overshoots at edges),
+      then normalised. The clamp does not commute with the normalisation, so the order matters."""
+    mean = np.asarray(IMAGENET_MEAN, np.float32)
+    std = np.asarray(IMAGENET_STD, np.float32)
+    if resize == "bicubic":
+        video = torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2), np.float32) / 255)  # T 3 H W
+        if video.shape[-2:] != (size, size):
+            video = F.interpolate(video, size=(size, size), mode="bicubic", align_corners=False).clamp_(0, 1)
+        return (video - torch.from_numpy(mean)[:, None, None]) / torch.from_numpy(std)[:, None, None]
+    if resize != "bilinear":
+        raise ValueError(f"data.resize must be one of {RESIZE_MODES}, got {resize!r}")
+    video = torch.from_numpy(np.ascontiguousarray(((frames - mean * 255) / (std * 255)).transpose(0, 3, 1, 2),
+                                                  np.float32))
     if video.shape[-2:] != (size, size):  # T 3 H W
         video = F.interpolate(video, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     return video
@@ -113,7 +128,8 @@ class VideoDataset(Dataset):
     for a bad sample found while indexing and `self._finish_index(where)` at the end of `__init__`.
     """
 
-    def __init__(self, split: str, chunk_len: int, input_size: int, seed: int = 0, max_val_videos: int = 0):
+    def __init__(self, split: str, chunk_len: int, input_size: int, seed: int = 0, max_val_videos: int = 0,
+                 resize: str = "bilinear"):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got '{split}'")
         if chunk_len < 1 or input_size < 1:
@@ -121,6 +137,7 @@ class VideoDataset(Dataset):
         self.split = split
         self.chunk_len = chunk_len
         self.input_size = input_size
+        self.resize = resize  # preprocess_video's mode (data.resize)
         self.seed = seed
         self.max_val_videos = max_val_videos  # 0 = all
         self.records: list[Record] = []
@@ -186,7 +203,7 @@ class VideoDataset(Dataset):
         start, stop = self.clip_range(index)
         frames, masks = self._load(rec, start, stop)
         self._check_square(rec, frames.shape[1:3])
-        item = {"video": preprocess_video(frames, self.input_size), "id": rec.id}
+        item = {"video": preprocess_video(frames, self.input_size, self.resize), "id": rec.id}
         if masks is not None:
             if self.split != "train" and not masks.any():
                 warnings.warn(f"{rec.source}: sample '{rec.id}': masks have no object in any frame "

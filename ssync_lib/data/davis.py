@@ -42,8 +42,8 @@ class DavisDataset(VideoDataset):
     """Map-style dataset over DAVIS 2017 train or val (see the module docstring)."""
 
     def __init__(self, root: str | Path, split: str, chunk_len: int, input_size: int, seed: int = 0,
-                 max_val_videos: int = 0, resolution: str = "480p"):
-        super().__init__(split, chunk_len, input_size, seed, max_val_videos)
+                 max_val_videos: int = 0, resolution: str = "480p", resize: str = "bilinear"):
+        super().__init__(split, chunk_len, input_size, seed, max_val_videos, resize)
         root = Path(root)
         list_path = root / "ImageSets" / "2017" / f"{split}.txt"
         if not list_path.exists():

@@ -209,8 +209,8 @@ class MoviDataset(VideoDataset):
     """Map-style dataset over MOVi-style shards `{root}/{split}/*.tar` (see the module docstring)."""
 
     def __init__(self, root: str | Path, split: str, chunk_len: int, input_size: int, seed: int = 0,
-                 max_val_videos: int = 0):
-        super().__init__(split, chunk_len, input_size, seed, max_val_videos)
+                 max_val_videos: int = 0, resize: str = "bilinear"):
+        super().__init__(split, chunk_len, input_size, seed, max_val_videos, resize)
         folder = split_dir(Path(root), split)
         shards = sorted(folder.glob("*.tar"))
         if not shards:

@@ -51,8 +51,8 @@ class YTVISDataset(VideoDataset):
     """Map-style dataset over YouTube-VIS 2021 (see the module docstring)."""
 
     def __init__(self, root: str | Path, split: str, chunk_len: int, input_size: int, seed: int = 0,
-                 max_val_videos: int = 0, val_last: int = 300):
-        super().__init__(split, chunk_len, input_size, seed, max_val_videos)
+                 max_val_videos: int = 0, val_last: int = 300, resize: str = "bilinear"):
+        super().__init__(split, chunk_len, input_size, seed, max_val_videos, resize)
         root = Path(root)
         folder = root / ("train" if val_last > 0 or split == "train" else "valid")
         self.ann_path = folder / "instances.json"
