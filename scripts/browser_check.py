@@ -12,7 +12,7 @@
 3. Debian's chromium, headless, driven through chromedriver by selenium, opens the notebook and runs it with the
    menu (Run > Run All Cells), then waits until every code cell has an execution count (a failing cell is
    reported with its traceback).
-4. In the explorer widget (``ssync_lib.widgets.explore``) it drags the "frame" slider and then picks another
+4. In the explorer widget (``ssync_lib.lab.widgets.explore``) it drags the "frame" slider and then picks another
    entry of the "slot" selector. After each move the figure the output widget displays (the ``<img>`` in the
    browser, decoded by the browser and by PIL) must change: different PNG bytes and different pixels. Otherwise
    the script fails (exit 1).
@@ -44,11 +44,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 # Injected into the temporary copy by --negative-control, right after the notebook's parameters: the explorer's
-# redraw then ignores the frame slider and the slot selector (ssync_lib.widgets calls viz.plot_explorer by
+# redraw then ignores the frame slider and the slot selector (ssync_lib.lab.widgets calls viz.plot_explorer by
 # attribute at redraw time).
 NEGATIVE_CONTROL = """\
 # browser_check.py --negative-control: the explorer always draws frame 0 with all slots
-from ssync_lib import viz as _viz
+from ssync_lib.lab import viz as _viz
 _plot_explorer = _viz.plot_explorer
 def _frozen(frames, maps, num_labels, frames_to_show=None, slot=None, **kwargs):
     return _plot_explorer(frames, maps, num_labels, frames_to_show=[0], slot=None, **kwargs)

@@ -17,7 +17,7 @@ recorded with its error in the JSON and the next stage runs:
    memory, finite losses, first against last reconstruction loss. The objectives' losses are on from step 0
    (``ssync_warmup_frac``, ``dense_from_frac``, ``redundancy_until_frac`` = 0): the steps timed are those of their
    main phase.
-3. ``bench_step``, ``bench_labels``, ``bench_alignment``: ``python -m ssync_lib.bench {step,labels,alignment}`` as
+3. ``bench_step``, ``bench_labels``, ``bench_alignment``: ``python -m ssync_lib.lab.bench {step,labels,alignment}`` as
    subprocesses on the device; their CSV tables go into the JSON.
 4. ``evaluate``: ``ssync_lib.evaluate.evaluate`` of a fresh model over the validation shards, timed.
 5. ``profiles``: ``movi_e`` and ``ytvis`` trained for ``--profile-steps`` steps each (shapes, memory); both read the
@@ -503,13 +503,13 @@ def stage_evaluate(s: Settings, record: dict) -> None:
 
 
 def bench_stage(command: str, extra: Callable[[Settings], list[str]], figures: Callable[[dict], dict]):
-    """A stage running ``python -m ssync_lib.bench <command>`` in a subprocess (its output shown and kept), then
+    """A stage running ``python -m ssync_lib.lab.bench <command>`` in a subprocess (its output shown and kept), then
     reading every CSV it wrote into the record and `figures(tables)` from them."""
 
     def run(s: Settings, record: dict) -> None:
         folder = s.work / "bench" / command
         shutil.rmtree(folder, ignore_errors=True)
-        argv = [sys.executable, "-m", "ssync_lib.bench", command, "--device", s.device, "--repeats",
+        argv = [sys.executable, "-m", "ssync_lib.lab.bench", command, "--device", s.device, "--repeats",
                 str(s.bench_repeats), "--out", str(folder), *extra(s)]
         record["command"] = " ".join(["python", *argv[1:]])
         record["output_tail"] = output = []

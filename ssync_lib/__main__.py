@@ -44,7 +44,7 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ssync_lib.evaluate import json_safe
+    from ssync_lib.run_log import json_safe
     from ssync_lib.train import train
 
     overrides = list(args.overrides)
@@ -82,7 +82,8 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from ssync_lib.evaluate import evaluate_checkpoint, evaluate_official, evaluate_run, json_safe
+    from ssync_lib.evaluate import evaluate_checkpoint, evaluate_official, evaluate_run
+    from ssync_lib.run_log import json_safe
 
     kwargs = dict(split=args.split, max_videos=args.max_videos, overrides=args.overrides,
                   progress=not args.no_progress, out=args.out)
@@ -120,7 +121,7 @@ def add_experiment_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_experiment(args: argparse.Namespace) -> int:
     from ssync_lib.config import resolve_path
-    from ssync_lib.experiment import (command_line, markdown_table, parse_list, publish, run_sweep, summarise,
+    from ssync_lib.lab.experiment import (command_line, markdown_table, parse_list, publish, run_sweep, summarise,
                                       sweep_from_args)
 
     sweep = sweep_from_args(args)

@@ -16,27 +16,39 @@ states); ``restore_training_state`` loads one into the modules, either to resume
 branch another run from it (``train.init_from``: model weights and the model's Adam state, the step and
 the RNG states; the objective starts fresh).
 
+A trained model: ``load_trained(run_folder_or_file, overrides)`` builds the model (and its objective) of the
+checkpoint's config with its weights, in eval mode: the one way evaluation, the notebooks' run cache, the gradient
+report and the benchmarks get a trained model.
+
 Writes go to a temporary file in the same folder, are flushed and fsync'ed, then renamed over the
 old file with ``os.replace`` (atomic on POSIX) and the folder is fsync'ed: a crash or an exception
 at any point leaves the previous checkpoint intact.
 """
 from __future__ import annotations
 
+import copy
 import os
 import random
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch import nn
 
-from ssync_lib.config import Config
+from ssync_lib.config import Config, apply_overrides
+from ssync_lib.config_checks import validate
 from ssync_lib.errors import CheckpointError, MissingInputError, short_reason
-from ssync_lib.runtime import DistInfo, seed_everything
+from ssync_lib.models import create_model
+from ssync_lib.objectives import Objective, build_objective
+from ssync_lib.runtime import DistInfo, resolve_device, seed_everything
 
 FORMAT = 1
+LAST = "last.pt"  # a run folder's latest checkpoint
+SHIPPED_DIR = "checkpoints"  # the shipped models and their metrics, below the project root: never written over
 TMP_PREFIX = ".tmp-"
 # Config values that do not change what a run computes (paths, workers, logging, checkpoint and evaluation
 # cadence, device, memory and speed knobs): free to change on resume and branch. Every other value is compared.
@@ -293,6 +305,56 @@ def load_module_state(module: torch.nn.Module, saved: Mapping[str, torch.Tensor]
         raise CheckpointMismatchError(msg, fix="use the config the checkpoint was trained with (the config.json "
                                                "beside it), or another checkpoint")
     module.load_state_dict(saved)
+
+
+# ----------------------------------------------------------------------------- a trained model
+
+@dataclass
+class TrainedModel:
+    """What ``load_trained`` returns: a checkpoint's model (and objective) in eval mode, with where it comes from."""
+    path: Path  # the checkpoint file
+    step: int  # the training step it was written at
+    saved_config: dict  # the config stored in it
+    cfg: Config  # the config the modules were built from (the stored one, or the one given, with the overrides)
+    model: nn.Module  # on the device, eval mode
+    objective: Objective | None  # on the device, eval mode; None when not asked for
+
+
+def checkpoint_file(source: str | Path) -> Path:
+    """A run folder -> its ``last.pt``; a checkpoint file -> itself."""
+    source = Path(source)
+    return source / LAST if source.is_dir() else source
+
+
+def checkpoint_config(state: Mapping[str, Any], overrides: Iterable[str] | Mapping = ()) -> Config:
+    """The config stored in a loaded checkpoint with ``overrides`` applied, validated (``config_checks``)."""
+    return validate(apply_overrides(Config.from_dict(state["config"]), overrides))
+
+
+def load_trained(source: str | Path, overrides: Iterable[str] | Mapping = (), *, cfg: Config | None = None,
+                 state: Mapping[str, Any] | None = None, device: str | None = None,
+                 objective: bool = True) -> TrainedModel:
+    """The trained model of a run folder or checkpoint file, in eval mode.
+
+    Built from ``cfg`` (default: the checkpoint's own config, validated) with ``overrides`` applied, loaded with the
+    checkpoint's weights (mismatches named by ``load_module_state``), moved to ``device`` (default
+    ``cfg.train.device``). ``state``: the checkpoint when already loaded. ``objective``: also build the objective
+    and load its state (its parameters, e.g. dense alignment's projections)."""
+    path = checkpoint_file(source)
+    state = state if state is not None else load_checkpoint(path)
+    cfg = checkpoint_config(state, overrides) if cfg is None else apply_overrides(copy.deepcopy(cfg), overrides)
+    target = resolve_device(device or cfg.train.device)
+    current = cfg.to_dict()
+    model = create_model(cfg.model, input_size=cfg.data.input_size)
+    load_module_state(model, state["model"], what="model", path=path, saved_config=state["config"], config=current)
+    built = None
+    if objective:
+        built = build_objective(cfg.objective, model.feature_dim, cfg.model.slot_dim, cfg.train.max_steps)
+        load_module_state(built, state["objective"], what="objective", path=path, saved_config=state["config"],
+                          config=current)
+        built = built.to(target).eval()
+    return TrainedModel(path=path, step=int(state["step"]), saved_config=state["config"], cfg=cfg,
+                        model=model.to(target).eval(), objective=built)
 
 
 # ----------------------------------------------------------------------------- training state

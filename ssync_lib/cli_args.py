@@ -1,5 +1,5 @@
 """Arguments that several command lines share, declared once: the profile, ``--set KEY=VALUE`` overrides and
-``--data-root``. Used by ``python -m ssync_lib`` and ``python -m ssync_lib.bench``."""
+``--data-root``. Used by ``python -m ssync_lib`` and ``python -m ssync_lib.lab.bench``."""
 from __future__ import annotations
 
 import argparse

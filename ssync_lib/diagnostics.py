@@ -8,8 +8,6 @@ two. This module measures them on a model's output and the ground-truth masks:
     stats = premise_statistics(out, true, cfg)            # one evaluation batch -> flat dict of sums and counts
     totals = accumulate(totals, stats)                    # over the batches
     metrics = premise_means(totals)                       # {key: mean, key_valid: count, merge_audit/*_total}
-    gradient_report(model, objective, video)              # per-term gradient norms and cosines (DataFrame)
-    gradient_report_checkpoint("runs/x/last.pt", overrides, num_clips=16)   # the same from a checkpoint
 
 Shapes: B batch (clips), T frames, S slots, N = H*W patches, R x C ground-truth pixels. Clips are windows of
 ``cfg.data.chunk_len`` frames of each video, as in training and as ``evaluate``'s pseudo-label statistics.
@@ -50,33 +48,22 @@ Definitions (every count below runs over *labelled* patches only: ground-truth m
   not (the teaching corrects); ``student_right_pct``: the reverse (the teaching corrupts); ``both_right_pct``,
   ``both_wrong_pct``. Where teacher and student carry the same label they are both right or both wrong, so the
   first two shares lie inside the patches where the labels differ. Pooled over patches.
-* :func:`gradient_report`: the gradient of each weighted loss term (``recon``, ``slot_contrast``, ``ssync_dec``,
-  ``ssync_enc``; the SSync terms always on, no warm-up) on the ``encoder`` side (every trainable parameter that is
-  not the decoder's: input projection and position embedding, slot init, slot attention, predictor; the ViT is
-  frozen) and on the ``decoder``; one row per (group, term) with the norm and the cosine to every term (NaN when a
-  norm is 0, e.g. ``ssync_enc`` never reaches the decoder).
 """
 from __future__ import annotations
 
 import math
-from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Mapping
 
-import pandas as pd
 import torch
 from scipy.optimize import linear_sum_assignment
 
 from ssync_lib import metrics as M
-from ssync_lib.config import ObjectiveConfig
-from ssync_lib.objectives.reconstruction import reconstruction_loss
-from ssync_lib.objectives.slot_contrast import slot_contrast_loss
-from ssync_lib.objectives.ssync import PseudoLabels, agreeing_neighbours, pseudo_labels, ssync_loss
+from ssync_lib.objectives.ssync import PseudoLabels, agreeing_neighbours, pseudo_labels
 
 SETS = ("interior", "boundary")
 MAPS = ("encoder", "decoder", "encoder_merged", "decoder_merged")
 AUDIT_CLASSES = ("object_split", "object_background", "two_objects", "background_or_empty")
 TEACHING = ("teacher_right_pct", "student_right_pct", "both_right_pct", "both_wrong_pct")
-TERMS = ("recon", "slot_contrast", "ssync_dec", "ssync_enc")
 PREMISE_KEYS = ([f"premises/{s}/{m}_{score}" for s in SETS for m in MAPS for score in ("fg_ari", "acc")]
                 + [f"premises/{s}/patch_pct" for s in SETS]
                 + [f"merge_audit/{c}" for c in ("pairs",) + AUDIT_CLASSES]
@@ -249,87 +236,3 @@ def premise_means(totals: Mapping[str, float]) -> dict[str, float]:
         if key.startswith("merge_audit/"):
             result[f"{key}_total"] = int(total)
     return result
-
-
-def _gradient_groups(model: torch.nn.Module) -> dict[str, list[torch.nn.Parameter]]:
-    """Trainable parameters: the decoder's, and the rest (the encoder side: grouping)."""
-    groups: dict[str, list[torch.nn.Parameter]] = {"encoder": [], "decoder": []}
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            groups["decoder" if name.startswith("decoder.") else "encoder"].append(p)
-    return groups
-
-
-def loss_terms(out, cfg: ObjectiveConfig) -> dict[str, torch.Tensor]:
-    """The weighted terms of the baseline and of SSync on a ModelOutput (``TERMS``), SSync always on (§1.7, §4.5)."""
-    labels = pseudo_labels(out.attn_logits.detach(), out.alpha.detach(), out.grid, cfg.merge_iou)
-    dec, enc = ssync_loss(out.attn_logits, out.alpha, labels)
-    return {"recon": cfg.w_recon * reconstruction_loss(out.recon, out.features),
-            "slot_contrast": cfg.w_slot_contrast * slot_contrast_loss(out.slots, cfg.slot_contrast_tau),
-            "ssync_dec": cfg.w_ssync_dec * dec, "ssync_enc": cfg.w_ssync_enc * enc}
-
-
-def gradient_report(model: torch.nn.Module, objective, batch) -> pd.DataFrame:
-    """Per-term gradient norms and cosines at the model's current weights on one batch.
-
-    objective: an ``Objective`` or its ``ObjectiveConfig`` (weights, temperature, merge IoU); batch: a video
-    (B,T,3,H,W) or a dict holding one under "video". Returns one row per (group, term): ``group`` (encoder,
-    decoder), ``term``, ``loss`` (the weighted term), ``norm`` (L2 norm of its gradient over the group's
-    parameters) and ``cos_<term>`` for every term. Gradients only; the parameters' ``.grad`` are left untouched."""
-    cfg = getattr(objective, "cfg", objective)
-    video = batch["video"] if isinstance(batch, Mapping) else batch
-    device = next(model.parameters()).device
-    with torch.enable_grad():
-        out = model(video.to(device))
-        terms = loss_terms(out, cfg)
-        groups = _gradient_groups(model)
-        params = [p for ps in groups.values() for p in ps]
-        flat: dict[str, dict[str, torch.Tensor]] = {g: {} for g in groups}
-        for term, loss in terms.items():
-            grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
-            grads = [torch.zeros_like(p) if g is None else g for g, p in zip(grads, params)]
-            start = 0
-            for group, ps in groups.items():
-                flat[group][term] = torch.cat([g.flatten() for g in grads[start:start + len(ps)]]).double()
-                start += len(ps)
-    rows = []
-    for group, vectors in flat.items():
-        for term, v in vectors.items():
-            row = {"group": group, "term": term, "loss": float(terms[term].detach()), "norm": float(v.norm())}
-            for other, u in vectors.items():
-                denom = float(v.norm() * u.norm())
-                row[f"cos_{other}"] = float(v @ u) / denom if denom > 0 else math.nan
-            rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def gradient_report_checkpoint(checkpoint: str | Path, overrides: Iterable[str] | Mapping = (), num_clips: int = 16,
-                               split: str = "train", device: str = "cpu") -> pd.DataFrame:
-    """:func:`gradient_report` of a checkpoint (its config plus ``overrides``) on the first ``num_clips`` clips of
-    ``split`` (train: one chunk of ``data.chunk_len`` frames per video, as in training), under a forked RNG seeded
-    with ``train.seed``. Adds the columns ``checkpoint``, ``step`` and ``clips``. For a CLI: (checkpoint path,
-    profile overrides, number of clips)."""
-    from ssync_lib.checkpoint import load_checkpoint, load_module_state
-    from ssync_lib.config import Config, apply_overrides
-    from ssync_lib.data import build_dataset
-    from ssync_lib.models import create_model
-    from ssync_lib.objectives import build_objective
-
-    checkpoint = Path(checkpoint)
-    state = load_checkpoint(checkpoint)
-    cfg = apply_overrides(Config.from_dict(state["config"]), overrides)
-    model = create_model(cfg.model, input_size=cfg.data.input_size)
-    load_module_state(model, state["model"], what="model", path=checkpoint, saved_config=state["config"],
-                      config=cfg.to_dict())
-    model = model.to(device).eval()
-    objective = build_objective(cfg.objective, model.feature_dim, model.slot_dim, cfg.train.max_steps)
-    dataset = build_dataset(cfg, split)
-    count = min(num_clips, len(dataset))
-    video = torch.stack([dataset[i]["video"] for i in range(count)])
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.train.seed)
-        report = gradient_report(model, objective, video)
-    report.insert(0, "checkpoint", str(checkpoint))
-    report.insert(1, "step", int(state["step"]))
-    report.insert(2, "clips", count)
-    return report

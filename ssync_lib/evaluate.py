@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import sys
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
@@ -33,20 +32,19 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ssync_lib import metrics as M
-from ssync_lib.checkpoint import config_changes, load_checkpoint, load_module_state
+from ssync_lib.checkpoint import LAST, SHIPPED_DIR, checkpoint_config, config_changes, load_checkpoint, load_trained
 from ssync_lib.config import Config, apply_overrides, get_config, project_root, resolve_path
 from ssync_lib.config_checks import validate
 from ssync_lib.data import build_dataset, check_data_root
 from ssync_lib.diagnostics import accumulate, premise_means, premise_statistics
 from ssync_lib.errors import ConfigError
-from ssync_lib.models import create_model
 from ssync_lib.objectives.ssync import label_statistics, pseudo_labels
 from ssync_lib.official import load_official
 from ssync_lib.run_lock import check_writable
-from ssync_lib.runtime import commit_hash, resolve_device
+from ssync_lib.run_log import write_metrics
+from ssync_lib.runtime import resolve_device
 
 NO_BACKGROUND = ("ytvis",)  # sources without a background id: plain ARI over labelled pixels (§2)
-SHIPPED_DIR = "checkpoints"  # the shipped models and their metrics (read by the notebooks): never written over
 DATA_FREE = ("num_workers", "max_val_videos")  # data values that do not make other data
 log = logging.getLogger(__name__)
 
@@ -131,29 +129,6 @@ def evaluate(model: nn.Module, cfg: Config, split: str = "val", max_videos: int 
     return result
 
 
-def write_metrics(path: Path, metrics: Mapping, step: int, cfg: Config, checkpoint: Path | None) -> Path:
-    """``metrics.json``: the metrics with the step, checkpoint, config and commit they come from. Strict JSON:
-    a NaN metric (no valid clip or frame; its ``_skipped`` count says how many were skipped) is written as
-    null; ``read_metrics`` turns it back into NaN."""
-    record = {"step": step, "checkpoint": str(checkpoint) if checkpoint else None, "commit": commit_hash(),
-              "metrics": json_safe(metrics), "config": cfg.to_dict()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2, sort_keys=True, allow_nan=False))
-    return path
-
-
-def json_safe(metrics: Mapping) -> dict:
-    """The metrics with NaN and infinities as None (null in strict JSON)."""
-    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in metrics.items()}
-
-
-def read_metrics(path: str | Path) -> dict:
-    """A ``metrics.json`` record, its null metrics as NaN (files written before NaN became null read the same)."""
-    record = json.loads(Path(path).read_text())
-    record["metrics"] = {k: math.nan if v is None else v for k, v in record.get("metrics", {}).items()}
-    return record
-
-
 def _is_shipped(path: Path) -> bool:
     return Path(path).resolve().is_relative_to((project_root() / SHIPPED_DIR).resolve())
 
@@ -205,7 +180,7 @@ def check_max_videos(max_videos: int | None) -> None:
 def _run_folder_of(path: Path) -> Path | None:
     """The run folder (a folder holding ``last.pt`` or ``config.json``) that ``path`` lies in, if any."""
     for folder in [path.parent, *path.parent.parents]:
-        if (folder / "last.pt").exists() or (folder / "config.json").exists():
+        if (folder / LAST).exists() or (folder / "config.json").exists():
             return folder
     return None
 
@@ -258,13 +233,6 @@ def metrics_destination(checkpoint: Path, cfg: Config, saved_config: Mapping | N
     return checkpoint.parent / name, why
 
 
-def _model_from(state: dict, cfg: Config, path: Path, device: str | None = None) -> nn.Module:
-    model = create_model(cfg.model, input_size=cfg.data.input_size)
-    load_module_state(model, state["model"], what="model", path=path, saved_config=state["config"],
-                      config=cfg.to_dict())
-    return model.to(resolve_device(device or cfg.train.device)).eval()
-
-
 def evaluate_checkpoint(checkpoint: str | Path, split: str = "val", max_videos: int | None = None,
                         overrides: Iterable[str] | Mapping = (), progress: bool = True,
                         out: str | Path | None = None) -> dict:
@@ -273,11 +241,11 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "val", max_videos: 
     check_max_videos(max_videos)
     checkpoint = Path(checkpoint)
     state = load_checkpoint(checkpoint)
-    cfg = validate(apply_overrides(Config.from_dict(state["config"]), overrides))
+    cfg = checkpoint_config(state, overrides)
     dest, why = metrics_destination(checkpoint, cfg, state["config"], split, out, max_videos=max_videos)
     check_writable(dest)  # before the work
     check_data_root(cfg)  # before building the model
-    model = _model_from(state, cfg, checkpoint)
+    model = load_trained(checkpoint, cfg=cfg, state=state, objective=False).model
     metrics = evaluate(model, cfg, split, max_videos=max_videos or cfg.data.max_val_videos or None,
                        progress=progress)
     write_metrics(dest, metrics, step=state["step"], cfg=cfg, checkpoint=checkpoint)
@@ -288,8 +256,7 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "val", max_videos: 
 def evaluate_run(run_dir: str | Path, split: str = "val", max_videos: int | None = None,
                  overrides: Iterable[str] | Mapping = (), progress: bool = True, out: str | Path | None = None) -> dict:
     """Evaluate the last checkpoint of a run folder; writes ``<run_dir>/metrics.json`` (see ``evaluate_checkpoint``)."""
-    run_dir = resolve_path(run_dir)
-    return evaluate_checkpoint(run_dir / "last.pt", split, max_videos, overrides, progress, out)
+    return evaluate_checkpoint(resolve_path(run_dir) / LAST, split, max_videos, overrides, progress, out)
 
 
 def evaluate_official(path: str | Path, profile: str, split: str = "val", max_videos: int | None = None,

@@ -1,17 +1,23 @@
-"""What a training run writes as it goes: CSV rows of scalars, running means between log rows, and
-TensorBoard events when ``tensorboard`` is installed.
+"""What a run writes: CSV rows of scalars, running means between log rows, TensorBoard events when
+``tensorboard`` is installed, and the ``metrics.json`` record of an evaluation.
 
     log = CsvLog(run_dir / "log.csv")                  # log.append({"step": 10, "loss": 0.3})
     means = RunningMeans(); means.add({"loss": 0.3}); means.pop()   # {"loss": 0.3}
     tb = tensorboard_writer(run_dir, purge_step=0)     # None without tensorboard
+    write_metrics(run_dir / "metrics.json", metrics, step, cfg, checkpoint); read_metrics(path)["metrics"]
 """
 from __future__ import annotations
 
 import csv
+import json
+import math
 from pathlib import Path
 from typing import Any, Mapping
 
 import pandas as pd
+
+from ssync_lib.config import Config
+from ssync_lib.runtime import commit_hash
 
 
 class CsvLog:
@@ -94,3 +100,26 @@ def tensorboard_write(tb, prefix: str, row: Mapping[str, Any], step: int) -> Non
     for k, v in row.items():
         if k != "step" and isinstance(v, (int, float)):
             tb.add_scalar(f"{prefix}/{k}", v, step)
+
+
+def write_metrics(path: Path, metrics: Mapping, step: int, cfg: Config, checkpoint: Path | None) -> Path:
+    """``metrics.json``: the metrics with the step, checkpoint, config and commit they come from. Strict JSON:
+    a NaN metric (no valid clip or frame; its ``_skipped`` count says how many were skipped) is written as
+    null; ``read_metrics`` turns it back into NaN."""
+    record = {"step": step, "checkpoint": str(checkpoint) if checkpoint else None, "commit": commit_hash(),
+              "metrics": json_safe(metrics), "config": cfg.to_dict()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2, sort_keys=True, allow_nan=False))
+    return path
+
+
+def json_safe(metrics: Mapping) -> dict:
+    """The metrics with NaN and infinities as None (null in strict JSON)."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in metrics.items()}
+
+
+def read_metrics(path: str | Path) -> dict:
+    """A ``metrics.json`` record, its null metrics as NaN (files written before NaN became null read the same)."""
+    record = json.loads(Path(path).read_text())
+    record["metrics"] = {k: math.nan if v is None else v for k, v in record.get("metrics", {}).items()}
+    return record

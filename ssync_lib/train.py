@@ -42,22 +42,20 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from ssync_lib.checkpoint import (check_config_change, load_checkpoint, remove_stale_tmp, restore_training_state,
-                                  save_training_state)
+from ssync_lib.checkpoint import (LAST, SHIPPED_DIR, check_config_change, load_checkpoint, remove_stale_tmp,
+                                  restore_training_state, save_training_state)
 from ssync_lib.config import Config, project_root, resolve_path
 from ssync_lib.config_checks import validate
 from ssync_lib.data import build_dataset, check_data_root
 from ssync_lib.data.order import training_batches
 from ssync_lib.errors import ConfigError, Interrupted, MissingInputError, NonFiniteLossError, RunExistsError
-from ssync_lib.evaluate import SHIPPED_DIR, evaluate, write_metrics
+from ssync_lib.evaluate import evaluate
 from ssync_lib.models import create_model
 from ssync_lib.objectives import build_objective
 from ssync_lib.optim import build_optimizer, build_scheduler
 from ssync_lib.run_lock import RunLock, check_writable
-from ssync_lib.run_log import CsvLog, RunningMeans, tensorboard_write, tensorboard_writer
+from ssync_lib.run_log import CsvLog, RunningMeans, tensorboard_write, tensorboard_writer, write_metrics
 from ssync_lib.runtime import DistInfo, resolve_device, run_process, seed_everything
-
-LAST = "last.pt"
 
 __all__ = ["train", "TrainResult", "NonFiniteLossError", "LAST"]
 

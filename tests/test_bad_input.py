@@ -313,7 +313,7 @@ def test_masks_without_objects_give_null_metrics_with_the_skipped_count(smoke, t
     metrics = json.loads(text)["metrics"]
     assert metrics["decoder/video/fg_ari"] is None and metrics["decoder/video/fg_ari_skipped"] == 6
     assert metrics["decoder/video/fg_ari_valid"] == 0
-    from ssync_lib.evaluate import read_metrics
+    from ssync_lib.run_log import read_metrics
     assert math.isnan(read_metrics(out)["metrics"]["decoder/video/fg_ari"])
 
 
@@ -630,7 +630,7 @@ def test_malformed_official_checkpoints_get_one_message(smoke, tmp_path, capsys,
     assert ("set model.slot_init=learned" in err) == (kind == "profile")
 
 
-# ----------------------------------------------------------------------------- python -m ssync_lib.bench (issue 32)
+# ----------------------------------------------------------------------------- python -m ssync_lib.lab.bench (issue 32)
 
 @pytest.mark.parametrize("argv,expected", [
     (["gradients", "--checkpoint", "W/missing.pt"], "checkpoint W/missing.pt does not exist"),
@@ -645,7 +645,7 @@ def test_malformed_official_checkpoints_get_one_message(smoke, tmp_path, capsys,
     (["metrics", "--out", "W/afile"], "--out W/afile is a file; it takes a folder"),
 ])
 def test_the_benchmarks_answer_bad_input_with_one_message(tmp_path, capsys, argv, expected):
-    from ssync_lib.bench.cli import main as bench_main
+    from ssync_lib.lab.bench.cli import main as bench_main
 
     (tmp_path / "afile").write_text("x")
     argv = [a.replace("W/", f"{tmp_path}/") for a in argv]

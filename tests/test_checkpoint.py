@@ -15,7 +15,7 @@ from ssync_lib.checkpoint import (CheckpointMismatchError, config_differences, l
                                   remove_stale_tmp, rng_state, save_checkpoint, set_rng_state)
 from ssync_lib.config import get_config, project_root
 from ssync_lib.data import synthetic
-from ssync_lib.evaluate import read_metrics
+from ssync_lib.run_log import read_metrics
 from ssync_lib.train import train
 from tests.helpers import exactly
 

@@ -1,7 +1,7 @@
 """claims.state_claims: every number of its sentences read back from a hand-built summary."""
 import pandas as pd
 
-from ssync_lib.claims import paper_change, state_claims
+from ssync_lib.lab.claims import paper_change, state_claims
 
 
 def summary() -> pd.DataFrame:

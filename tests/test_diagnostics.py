@@ -12,10 +12,9 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score
 
 from ssync_lib import diagnostics as D
-from ssync_lib.checkpoint import FORMAT, save_checkpoint
 from ssync_lib.config import get_config
 from ssync_lib.evaluate import evaluate
-from ssync_lib.experiment import PREMISE_KEYS, markdown_table
+from ssync_lib.lab.experiment import PREMISE_KEYS, markdown_table
 from ssync_lib.models import create_model
 from ssync_lib.objectives.ssync import pseudo_labels
 
@@ -418,62 +417,16 @@ def test_premise_statistics_windows_and_means():
     assert math.isnan(D.premise_means({"x/sum": 0.0, "x/count": 0.0})["x"])
 
 
-# ----------------------------------------------------------------------------- gradients
+# ----------------------------------------------------------------------------- in evaluate
 
-def smoke_model(seed=0):
-    torch.manual_seed(seed)
-    cfg = get_config("smoke", {"model.slot_init": "learned"})
-    return create_model(cfg.model, cfg.data.input_size), cfg
-
-
-def test_gradient_report_matches_per_term_backward():
-    model, cfg = smoke_model()
-    video = torch.randn(2, 3, 3, cfg.data.input_size, cfg.data.input_size)
-    report = D.gradient_report(model, cfg.objective, {"video": video})
-    assert all(p.grad is None for p in model.parameters())  # .grad left untouched
-    out = model(video)
-    terms = D.loss_terms(out, cfg.objective)
-    vectors = {}
-    for term, loss in terms.items():  # one backward per term into .grad
-        model.zero_grad(set_to_none=True)
-        loss.backward(retain_graph=True)
-        for group in ("encoder", "decoder"):
-            parts = [p.grad.flatten().double() if p.grad is not None else torch.zeros(p.numel(), dtype=torch.double)
-                     for name, p in model.named_parameters()
-                     if p.requires_grad and name.startswith("decoder.") == (group == "decoder")]
-            vectors[group, term] = torch.cat(parts).numpy()
-    assert len(report) == 8 and set(report.group) == {"encoder", "decoder"} and set(report.term) == set(D.TERMS)
-    for row in report.itertuples():
-        v = vectors[row.group, row.term]
-        assert row.norm == pytest.approx(float(np.linalg.norm(v)), rel=1e-6, abs=1e-12)
-        assert row.loss == pytest.approx(float(terms[row.term].detach()))
-        for other in D.TERMS:
-            u = vectors[row.group, other]
-            denom = np.linalg.norm(v) * np.linalg.norm(u)
-            expected = float(v @ u / denom) if denom > 0 else math.nan
-            assert getattr(row, f"cos_{other}") == pytest.approx(expected, rel=1e-6, abs=1e-9, nan_ok=True)
-    rows = report.set_index(["group", "term"])
-    assert rows.loc[("decoder", "ssync_enc"), "norm"] == 0.0  # the encoder loss never reaches the decoder
-    assert rows.loc[("decoder", "slot_contrast"), "norm"] == 0.0
-    assert rows.loc[("encoder", "recon"), "cos_recon"] == pytest.approx(1.0)
-    assert rows.loc[("encoder", "ssync_dec"), "norm"] > 0 and rows.loc[("decoder", "ssync_dec"), "norm"] > 0
-
-
-def test_gradient_report_checkpoint(tmp_path):
+def test_evaluate_reports_the_premises(tmp_path):
     from ssync_lib.data.synthetic import generate_from_config
 
-    model, cfg = smoke_model(1)
+    torch.manual_seed(1)
+    cfg = get_config("smoke", {"model.slot_init": "learned"})
+    model = create_model(cfg.model, cfg.data.input_size)
     cfg.data.root, cfg.data.num_train, cfg.data.num_val = str(tmp_path / "data"), 5, 2
     generate_from_config(cfg, workers=1, progress=False)
-    path = save_checkpoint(tmp_path / "last.pt", {"format": FORMAT, "config": cfg.to_dict(),
-                                                  "model": model.state_dict(), "step": 7})
-    report = D.gradient_report_checkpoint(path, overrides={"objective.w_ssync_dec": 2.0}, num_clips=3)
-    assert list(report.columns[:3]) == ["checkpoint", "step", "clips"]
-    assert (report.step == 7).all() and (report.clips == 3).all()
-    doubled = D.gradient_report_checkpoint(path, num_clips=3)
-    ratio = report.set_index(["group", "term"]).norm / doubled.set_index(["group", "term"]).norm
-    assert ratio.loc[("encoder", "ssync_dec")] == pytest.approx(2.0)  # the override reached the weights
-    assert ratio.loc[("encoder", "recon")] == pytest.approx(1.0)
 
     # evaluate reports the premises (a dataset-level mean of the same sums), and the sweep table shows them in %
     metrics = evaluate(model, cfg, progress=False)

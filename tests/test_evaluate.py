@@ -10,9 +10,10 @@ from sklearn.metrics import adjusted_rand_score
 
 from ssync_lib.config import apply_overrides, get_config
 from ssync_lib.data import build_dataset, synthetic
-from ssync_lib.evaluate import evaluate, evaluate_checkpoint, evaluate_run, predicted_labels, read_metrics
+from ssync_lib.evaluate import evaluate, evaluate_checkpoint, evaluate_run, predicted_labels
 from ssync_lib.models import create_model
 from ssync_lib.objectives.ssync import pseudo_labels
+from ssync_lib.run_log import read_metrics
 from ssync_lib.train import train
 from tests.helpers import exactly
 

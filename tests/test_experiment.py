@@ -4,10 +4,10 @@ import pandas as pd
 import pytest
 
 from ssync_lib.config import get_config
-from ssync_lib.experiment import (COLUMN_SETS, LABEL_KEYS, SHARING_KEYS, Sweep, branch_step, markdown_table,
-                                  premise_rows, publish, run_sweep, variant_rows)
 from ssync_lib.errors import MissingInputError
-from ssync_lib.evaluate import read_metrics
+from ssync_lib.lab.experiment import (COLUMN_SETS, LABEL_KEYS, SHARING_KEYS, Sweep, branch_step, markdown_table,
+                                  premise_rows, publish, run_sweep, variant_rows)
+from ssync_lib.run_log import read_metrics
 from ssync_lib.train import train
 from tests.helpers import exactly
 

@@ -1,32 +1,42 @@
-"""The package's import structure, read from the source (ast): one way, no cycles.
+"""The package's import structure, read from the source (ast): one way, no cycles, the core apart from the lab.
 
-Every top-level part of ``ssync_lib`` has a layer; a module may import only from lower layers or from its own
-part (e.g. ``data.movi`` from ``data.common``). A new module must be given a layer here, which is the point:
-adding one is a decision about where it sits."""
+Every part of ``ssync_lib`` has a layer: a top-level module or folder of the core (``data``, ``train``), a
+module or folder of the lab (``lab.viz``, ``lab.run_cache``), or the command line (``__main__``). A module may
+import only from lower layers or from its own part (e.g. ``data.movi`` from ``data.common``). A new module must
+be given a layer here, which is the point: adding one is a decision about where it sits.
+
+The core (the method and what runs it) never imports the lab (the apparatus of notebooks, sweeps, plots,
+benchmarks and probes): the method reads on its own. Evaluation is imported by those that evaluate, and only by
+them: the training loop (mid-run and final evaluation) and the command line (docs/architecture.md)."""
 import ast
 from pathlib import Path
 
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ssync_lib"
 
-LAYERS = {
+CORE = {
     "errors": 0,  # the errors raised on purpose (bad input), which every layer may raise
     "config": 1,  # the settings everything reads
     "runtime": 2, "cli_args": 2, "config_checks": 2,  # device, processes, seeds, commit; CLI arguments; validate
     "data": 3, "models": 3, "metrics": 3,  # the pipeline's inputs, the model, the scores
     "objectives": 4,  # losses over model outputs
-    "checkpoint": 5, "optim": 5, "run_log": 5, "run_lock": 5, "viz": 5,  # what training and the notebooks build on;
-    # one writer per run folder and the check that an output can be written
-    "diagnostics": 6, "official": 6, "claims": 6,  # SSync's premises against ground truth; the public checkpoints
-    # loaded; the paper's claims stated from a sweep summary
-    "bench": 7,  # benchmarks (and the gradient report's CLI)
+    "optim": 5, "run_log": 5, "run_lock": 5,  # optimiser; what a run writes (logs, metrics.json); one writer per
+    # run folder and the check that an output can be written
+    "official": 5,  # the public checkpoints loaded
+    "checkpoint": 6, "diagnostics": 6,  # saving, resuming, loading a trained model; SSync's premises vs ground truth
     "evaluate": 7,  # scoring a model, a checkpoint, a public checkpoint
     "train": 8,  # the one loop
-    "run_cache": 9, "experiment": 9,  # runs reused by the notebooks; the sweep
     "pretrain": 9,  # self-supervised pretraining of the encoder's ViT (DINO + iBOT), on train's checks
-    "notebook": 10, "widgets": 10,  # what the notebooks call
-    "__main__": 11,  # the command line
 }
+LAB = {
+    "lab": 9,  # the lab's face (docstring only)
+    "lab.viz": 9,  # all plotting
+    "lab.gradients": 9, "lab.run_cache": 9, "lab.claims": 10,  # per-term gradients; runs reused; the paper's claims
+    "lab.bench": 10, "lab.experiment": 10,  # benchmarks; the sweep
+    "lab.notebook": 10, "lab.widgets": 10,  # what the notebooks call
+}
+LAYERS = {**CORE, **LAB, "__main__": 11}  # the command line
+EVALUATORS = {"ssync_lib.train", "ssync_lib.__main__"}  # the only importers of ssync_lib.evaluate
 
 
 def module_name(path: Path) -> str:
@@ -35,7 +45,7 @@ def module_name(path: Path) -> str:
 
 
 def imported_modules(path: Path, modules: set[str]) -> set[str]:
-    """The ssync_lib modules a file imports (``from ssync_lib import viz`` counts as ``ssync_lib.viz``)."""
+    """The ssync_lib modules a file imports (``from ssync_lib.lab import viz`` counts as ``ssync_lib.lab.viz``)."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "ssync_lib":
@@ -52,9 +62,15 @@ def import_graph() -> dict[str, set[str]]:
 
 
 def part(module: str) -> str:
-    """``ssync_lib.data.movi`` -> ``data``; the package itself -> ``""``."""
+    """``ssync_lib.data.movi`` -> ``data``; ``ssync_lib.lab.viz.maps`` -> ``lab.viz``; the package itself -> ``""``."""
     names = module.split(".")
-    return names[1] if len(names) > 1 else ""
+    return ".".join(names[1:3]) if len(names) > 2 and names[1] == "lab" else (names[1] if len(names) > 1 else "")
+
+
+def core_imports_of_the_lab(graph: dict[str, set[str]]) -> list[str]:
+    """Core modules (and the package root) that import a module of the lab."""
+    return sorted(f"{m} imports {d}" for m, deps in graph.items() for d in deps
+                  if part(m) in CORE | {"": 0} and part(d) in LAB)
 
 
 def upward_imports(graph: dict[str, set[str]]) -> list[str]:
@@ -96,6 +112,18 @@ def test_the_package_root_imports_only_the_config():
     assert import_graph()["ssync_lib"] <= {"ssync_lib.config"}
 
 
+def test_the_core_never_imports_the_lab():
+    found = core_imports_of_the_lab(import_graph())
+    assert not found, "the core imports the lab (move the code down into the core, or up into the lab):\n" + \
+        "\n".join(found)
+
+
+def test_only_the_loop_and_the_command_line_import_evaluate():
+    importers = {m for m, deps in import_graph().items() if "ssync_lib.evaluate" in deps}
+    assert importers <= EVALUATORS, \
+        f"only {sorted(EVALUATORS)} import ssync_lib.evaluate, not {sorted(importers - EVALUATORS)}"
+
+
 def test_no_import_cycles():
     assert find_cycle(import_graph()) is None
 
@@ -110,3 +138,8 @@ def test_the_checks_fail_on_a_planted_cycle_and_an_upward_import(tmp_path):
     assert upward_imports(planted) == ["ssync_lib.config imports ssync_lib.train"]
     assert find_cycle(planted) == ["ssync_lib.config", "ssync_lib.train", "ssync_lib.config"]
     assert find_cycle({"ssync_lib.train": {"ssync_lib.config"}, "ssync_lib.config": set()}) is None
+    assert [part(m) for m in ("ssync_lib.lab.viz.maps", "ssync_lib.lab", "ssync_lib.data.movi", "ssync_lib")] == \
+        ["lab.viz", "lab", "data", ""]
+    planted = {"ssync_lib.evaluate": {"ssync_lib.lab.viz.maps"}, "ssync_lib.lab.viz.maps": {"ssync_lib.config"},
+               "ssync_lib.lab.experiment": {"ssync_lib.lab.viz"}}
+    assert core_imports_of_the_lab(planted) == ["ssync_lib.evaluate imports ssync_lib.lab.viz.maps"]

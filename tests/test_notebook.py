@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from ssync_lib.notebook import find_failures, run_on_clip, setup_notebook
+from ssync_lib.lab.notebook import find_failures, run_on_clip, setup_notebook
 
 
 def test_setup_notebook_and_run_on_clip_are_deterministic(tmp_path):

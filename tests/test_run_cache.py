@@ -6,9 +6,9 @@ import shutil
 import pytest
 import torch
 
-import ssync_lib.run_cache as run_cache
+import ssync_lib.lab.run_cache as run_cache
 from ssync_lib.data import synthetic
-from ssync_lib.run_cache import get_trained, notebook_config, write_notebook_metrics
+from ssync_lib.lab.run_cache import get_trained, notebook_config, write_notebook_metrics
 
 
 @pytest.fixture(scope="module")

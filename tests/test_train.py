@@ -9,8 +9,8 @@ import ssync_lib.train as train_module
 from ssync_lib.checkpoint import CheckpointMismatchError, ConfigChangeError, load_checkpoint
 from ssync_lib.config import apply_overrides, get_config
 from ssync_lib.data import synthetic
-from ssync_lib.evaluate import read_metrics
 from ssync_lib.optim import WarmupExpDecay
+from ssync_lib.run_log import read_metrics
 from ssync_lib.train import NonFiniteLossError, _check_finite, train
 from tests.helpers import exactly, poison_objective
 

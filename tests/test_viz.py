@@ -10,7 +10,7 @@ import pytest
 from matplotlib.colors import to_hex
 import torch
 
-from ssync_lib import viz, widgets
+from ssync_lib.lab import viz, widgets
 
 T, S, H, W, h, w, D = 4, 3, 16, 16, 4, 4, 8
 

@@ -2,7 +2,7 @@
 
 Written for clarity, not speed: Python loops over the batch, the frames, the slot pairs and the slot components
 (depth-first search), tensor operations over the patches of one frame only. The tests compare the vectorised
-labels with it field by field on random and model-like logits, and ``python -m ssync_lib.bench labels`` times
+labels with it field by field on random and model-like logits, and ``python -m ssync_lib.lab.bench labels`` times
 both. It is this project's own reference, not the public code (which batches the IoU of all slot pairs in one
 matmul and loops in Python only over the batch for merging).
 

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ssync_lib import bench
-from ssync_lib.bench.alignment import dense_alignment_memory, minimum_bytes
+from ssync_lib.lab import bench
+from ssync_lib.lab.bench.alignment import dense_alignment_memory, minimum_bytes
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

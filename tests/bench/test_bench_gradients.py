@@ -1,9 +1,9 @@
 import pytest
 
-from ssync_lib import bench
 from ssync_lib.config import get_config
 from ssync_lib.data import synthetic
-from ssync_lib.diagnostics import TERMS
+from ssync_lib.lab import bench
+from ssync_lib.lab.gradients import TERMS
 from ssync_lib.train import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-import ssync_lib.bench.labels as labels_bench
-from ssync_lib import bench
+import ssync_lib.lab.bench.labels as labels_bench
+from ssync_lib.lab import bench
 from ssync_lib.objectives.ssync import pseudo_labels
 from ssync_lib.objectives.ssync_reference import labels_mismatch, loop_pseudo_labels
 

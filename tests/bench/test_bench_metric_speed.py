@@ -1,6 +1,6 @@
 import pytest
 
-from ssync_lib import bench, viz
+from ssync_lib.lab import bench, viz
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

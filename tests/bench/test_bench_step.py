@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ssync_lib import bench
+from ssync_lib.lab import bench
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

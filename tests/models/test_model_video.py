@@ -127,7 +127,7 @@ def test_input_position_embedding_is_added_before_the_projection():
 def test_attention_iterations_end_in_the_encoder_attention():
     from ssync_lib.config import get_config
     from ssync_lib.models import create_model
-    from ssync_lib.notebook import attention_iterations, run_on_clip
+    from ssync_lib.lab.notebook import attention_iterations, run_on_clip
 
     cfg = get_config("smoke")
     model = create_model(cfg.model, cfg.data.input_size).eval()

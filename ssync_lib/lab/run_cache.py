@@ -28,16 +28,12 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from ssync_lib.checkpoint import config_differences, load_checkpoint, load_module_state, with_defaults
+from ssync_lib.checkpoint import LAST, SHIPPED_DIR, config_differences, load_checkpoint, load_trained, with_defaults
 from ssync_lib.config import Config, get_config, project_root, resolve_path
 from ssync_lib.errors import RunExistsError
-from ssync_lib.evaluate import read_metrics
-from ssync_lib.runtime import resolve_device
-from ssync_lib.models import create_model
-from ssync_lib.objectives import build_objective
-from ssync_lib.train import LAST, TrainResult, train
+from ssync_lib.run_log import read_metrics
+from ssync_lib.train import TrainResult, train
 
-SHIPPED_DIR = "checkpoints"
 # Config values that must agree for a checkpoint to stand for ``cfg`` (paths, workers, logging may differ).
 MUST_MATCH = {
     "data": ("source", "level", "synth_seed", "num_frames", "resolution", "chunk_len", "input_size", "num_train"),
@@ -96,22 +92,15 @@ def _beside(ckpt: Path, name: str) -> Path:
     return ckpt.parent / name if ckpt.name == LAST else ckpt.with_name(f"{ckpt.stem}.{name}")
 
 
-def load_trained(path: str | Path, cfg: Config, state: Mapping[str, Any] | None = None) -> TrainResult:
+def _result(path: str | Path, cfg: Config, state: Mapping[str, Any] | None = None) -> TrainResult:
     """Model and objective of ``cfg`` with the weights of checkpoint ``path`` (already loaded:
-    ``state``), in eval mode on ``cfg.train.device``; the history and final metrics stored beside it
-    (empty when absent)."""
+    ``state``), in eval mode on ``cfg.train.device`` (``checkpoint.load_trained``); the history and final
+    metrics stored beside it (empty when absent)."""
     path = resolve_path(path)
-    state = state if state is not None else load_checkpoint(path)
-    device = resolve_device(cfg.train.device)
-    model = create_model(cfg.model, input_size=cfg.data.input_size)
-    objective = build_objective(cfg.objective, model.feature_dim, cfg.model.slot_dim, cfg.train.max_steps)
-    current = cfg.to_dict()
-    load_module_state(model, state["model"], what="model", path=path, saved_config=state["config"], config=current)
-    load_module_state(objective, state["objective"], what="objective", path=path, saved_config=state["config"],
-                      config=current)
+    trained = load_trained(path, cfg=cfg, state=state)
     log, record = _beside(path, "log.csv"), _beside(path, "metrics.json")
-    metrics = read_metrics(record)["metrics"] if record.is_file() else {}  # written by evaluate.write_metrics
-    return TrainResult(run_dir=path.parent, model=model.to(device).eval(), objective=objective.to(device).eval(),
+    metrics = read_metrics(record)["metrics"] if record.is_file() else {}  # written by run_log.write_metrics
+    return TrainResult(run_dir=path.parent, model=trained.model, objective=trained.objective,
                        history=pd.read_csv(log) if log.is_file() else pd.DataFrame(), metrics=metrics)
 
 
@@ -142,7 +131,7 @@ def get_trained(cfg: Config, retrain: bool = False, progress: bool = True, init_
         why = _why_not(last, state, cfg)
         if not why:
             say(f"reusing the finished run {run_dir.name}")
-            return load_trained(last, cfg, state)
+            return _result(last, cfg, state)
         if state["step"] == cfg.train.max_steps or reuse_differences(state["config"], cfg):
             raise RunExistsError(f"{why}: set retrain=True to replace it, or choose another train.name")
         say(f"resuming the unfinished run {run_dir.name} at step {state['step']}")
@@ -151,7 +140,7 @@ def get_trained(cfg: Config, retrain: bool = False, progress: bool = True, init_
         why = _why_not(shipped, state, cfg)
         if not why:
             say(f"loading the shipped checkpoint {shipped.relative_to(project_root())}")
-            return load_trained(shipped, cfg, state)
+            return _result(shipped, cfg, state)
         say(f"not using the shipped checkpoint: {why}")
     if not (train_missing or retrain):
         say(f"no finished run or shipped checkpoint for {cfg.run_name}; not training it (train_missing=False)")

@@ -13,9 +13,9 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ssync_lib.bench.memory import peak_cpu_memory, peak_memory, peak_rss_fresh
-from ssync_lib.bench.timing import MB, best_time, machine_context
 from ssync_lib.errors import ConfigError
+from ssync_lib.lab.bench.memory import peak_cpu_memory, peak_memory, peak_rss_fresh
+from ssync_lib.lab.bench.timing import MB, best_time, machine_context
 from ssync_lib.objectives.dense_alignment import decoder_alignment_loss, encoder_alignment_loss
 from ssync_lib.objectives.ssync import pseudo_labels, ssync_loss
 from ssync_lib.runtime import resolve_device

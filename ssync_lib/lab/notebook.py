@@ -17,8 +17,8 @@ from torch import nn
 
 from ssync_lib.config import Config
 from ssync_lib.data import VideoDataset, build_dataset, denormalize, synthetic
+from ssync_lib.lab.run_cache import notebook_config
 from ssync_lib.models import ModelOutput
-from ssync_lib.run_cache import notebook_config
 
 
 @dataclass
@@ -93,7 +93,7 @@ def find_failures(masks, labels) -> list[dict]:
     lost: an object whose majority slot is the background's majority slot in at least half of its visible frames;
     switch: an object (not lost) whose majority slot changes between visible frames;
     shared: two objects with the same majority slot, not the background's, in a frame."""
-    from ssync_lib.viz import slot_tracks
+    from ssync_lib.lab.viz import slot_tracks
 
     ids, slots, _ = slot_tracks(masks, labels)  # K+1 ids (0 first), (K+1, T) majority slot (-1: not visible)
     background = slots[0]  # T

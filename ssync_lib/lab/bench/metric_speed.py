@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ssync_lib import metrics
-from ssync_lib.bench.timing import best_time, machine_context
+from ssync_lib.lab.bench.timing import best_time, machine_context
 from ssync_lib.runtime import resolve_device
 
 

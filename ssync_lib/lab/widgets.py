@@ -14,7 +14,7 @@ from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 
-from ssync_lib import viz
+from ssync_lib.lab import viz
 
 
 def explore(frames, maps: Mapping[str, object], num_labels: int, interactive: bool = True,

@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from ssync_lib.viz.arrays import (axes_grid, frame_indices, label_colors, pca_rgb, slot_colors, to_image, to_numpy,
+from ssync_lib.lab.viz.arrays import (axes_grid, frame_indices, label_colors, pca_rgb, slot_colors, to_image, to_numpy,
                                  upsample_labels, upsample_maps)
 
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ssync_lib.lab.viz.results import PAPER_SLOT_ROBUSTNESS
 from ssync_lib.objectives.objective import OBJECTIVES  # baseline, dense, ssync: the order of every table
-from ssync_lib.viz.results import PAPER_SLOT_ROBUSTNESS
 
 METRICS = {"FG-ARI": "fg_ari", "mBO": "mbo"}  # the two metrics each claim is stated with
 

@@ -11,8 +11,8 @@ from typing import Callable, Mapping, Sequence
 import pandas as pd
 import torch
 
-from ssync_lib.bench.timing import best_time, machine_context
 from ssync_lib.config import get_config
+from ssync_lib.lab.bench.timing import best_time, machine_context
 from ssync_lib.models import create_model
 from ssync_lib.objectives import (build_objective, pseudo_labels, reconstruction_loss, redundancy_loss,
                                   slot_contrast_loss, ssync_loss)

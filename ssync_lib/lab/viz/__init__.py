@@ -16,18 +16,18 @@ h w patch grid, N = h*w patches, D feature dim. Label maps are integer arrays (p
 the frame, nearest); frames are RGB in [0, 1] (or uint8), laid out (T, H, W, 3) as ``ssync_lib.data.denormalize``
 returns them, or (T, 3, H, W). Library code never selects a matplotlib backend.
 """
-from ssync_lib.viz.arrays import (OBJECT_COLOUR_NAMES, SLOT_PALETTE, axes_grid, frame_indices, label_colors,
+from ssync_lib.lab.viz.arrays import (OBJECT_COLOUR_NAMES, SLOT_PALETTE, axes_grid, frame_indices, label_colors,
                                   object_colour_names, overlay, pca_rgb, slot_color_names, slot_colors, slot_tracks,
                                   to_image, to_numpy, track_summary, describe_tracks, upsample_labels, upsample_maps)
-from ssync_lib.viz.bench import plot_alignment, plot_gradients, plot_labels, plot_metrics, plot_step
-from ssync_lib.viz.maps import (add_slot_legend, draw_ground_truth, draw_labels, draw_map, draw_outlines,
+from ssync_lib.lab.viz.bench import plot_alignment, plot_gradients, plot_labels, plot_metrics, plot_step
+from ssync_lib.lab.viz.maps import (add_slot_legend, draw_ground_truth, draw_labels, draw_map, draw_outlines,
                                 plot_explorer, plot_frames, plot_map_rows, plot_patch_sets, plot_pca, plot_slot_maps,
                                 selection_overlay)
-from ssync_lib.viz.results import (NOT_LOSSES, PAPER_SLOT_ROBUSTNESS, SWEEP_METRICS, metrics_rows, objective_order,
+from ssync_lib.lab.viz.results import (NOT_LOSSES, PAPER_SLOT_ROBUSTNESS, SWEEP_METRICS, metrics_rows, objective_order,
                                    plot_loss_curves, plot_metric_bars, plot_object_stats, plot_slot_sweep,
                                    plot_sweep_curves, save_figure)
-from ssync_lib.viz.slots import plot_attention_iterations, plot_reconstruction, plot_slot_tracks, plot_slot_vectors
-from ssync_lib.viz.ssync import plot_boundary_interior, plot_coverage, plot_iou_matrix, plot_merge_graph
+from ssync_lib.lab.viz.slots import plot_attention_iterations, plot_reconstruction, plot_slot_tracks, plot_slot_vectors
+from ssync_lib.lab.viz.ssync import plot_boundary_interior, plot_coverage, plot_iou_matrix, plot_merge_graph
 
 __all__ = ["OBJECT_COLOUR_NAMES", "SLOT_PALETTE", "axes_grid", "frame_indices", "label_colors", "object_colour_names",
            "overlay", "pca_rgb", "slot_color_names", "slot_colors", "slot_tracks", "to_image", "to_numpy",

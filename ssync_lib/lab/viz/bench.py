@@ -1,5 +1,5 @@
 """The benchmarks' figures: alignment cost against T*N, pseudo-label speed, the parts of a training step, the
-metrics' speed. Each takes the table its ``ssync_lib.bench`` function returns and returns a matplotlib Figure made
+metrics' speed. Each takes the table its ``ssync_lib.lab.bench`` function returns and returns a matplotlib Figure made
 outside pyplot (no global state); ``path`` also writes it.
 """
 from __future__ import annotations
@@ -81,7 +81,7 @@ def plot_metrics(df: pd.DataFrame, path: str | Path | None = None):
 
 
 def plot_gradients(df: pd.DataFrame, path: str | Path | None = None):
-    """``diagnostics.gradient_report``: per group (encoder side, decoder) the gradient norm of each loss term and the
+    """``lab.gradients.gradient_report``: per group (encoder side, decoder) the gradient norm of each loss term and the
     cosine between the terms' gradients (red: they pull the same way, blue: against each other)."""
     groups = list(dict.fromkeys(df["group"]))
     terms = list(dict.fromkeys(df["term"]))

@@ -1,10 +1,10 @@
-"""The benchmarks' command line: ``python -m ssync_lib.bench <alignment | labels | step | metrics>``.
+"""The benchmarks' command line: ``python -m ssync_lib.lab.bench <alignment | labels | step | metrics>``.
 
-    python -m ssync_lib.bench alignment [--sizes 64 256 576 1024 2304 5476] [--batch 1] [--chunk 256]
-    python -m ssync_lib.bench labels [--batch 64]          # MOVi-C and YouTube-VIS shapes against the loop reference
-    python -m ssync_lib.bench step --profile movi_c --batch 1   # random weights, on the CPU too
-    python -m ssync_lib.bench metrics
-    python -m ssync_lib.bench gradients --checkpoint checkpoints/cpu/cpu-baseline-s5-seed0/last.pt [--clips 8]
+    python -m ssync_lib.lab.bench alignment [--sizes 64 256 576 1024 2304 5476] [--batch 1] [--chunk 256]
+    python -m ssync_lib.lab.bench labels [--batch 64]      # MOVi-C and YouTube-VIS shapes against the loop reference
+    python -m ssync_lib.lab.bench step --profile movi_c --batch 1   # random weights, on the CPU too
+    python -m ssync_lib.lab.bench metrics
+    python -m ssync_lib.lab.bench gradients --checkpoint checkpoints/cpu/cpu-baseline-s5-seed0/last.pt [--clips 8]
 
 Every subcommand prints a table, writes runs/bench/<name>.csv and a seaborn plot runs/bench/<name>.png (<name>:
 alignment (+ alignment_summary.csv), labels, step_<profile>, metrics, gradients_<checkpoint>; --out for another
@@ -24,16 +24,16 @@ from typing import Sequence
 import pandas as pd
 import torch
 
-from ssync_lib import viz
-from ssync_lib.diagnostics import gradient_report_checkpoint
-from ssync_lib.bench.alignment import (ALIGNMENT_SIZES, alignment_summary, alignment_targets, check_alignment_sizes,
-                                      growth_exponents, run_alignment)
-from ssync_lib.bench.labels import run_labels
-from ssync_lib.bench.metric_speed import run_metrics
-from ssync_lib.bench.step import run_step
-from ssync_lib.bench.timing import DEFAULT_OUT, MB, save_table
 from ssync_lib.cli_args import add_overrides, add_profile
 from ssync_lib.errors import ConfigError, UserInputError
+from ssync_lib.lab import viz
+from ssync_lib.lab.bench.alignment import (ALIGNMENT_SIZES, alignment_summary, alignment_targets, check_alignment_sizes,
+                                          growth_exponents, run_alignment)
+from ssync_lib.lab.bench.labels import run_labels
+from ssync_lib.lab.bench.metric_speed import run_metrics
+from ssync_lib.lab.bench.step import run_step
+from ssync_lib.lab.bench.timing import DEFAULT_OUT, MB, save_table
+from ssync_lib.lab.gradients import gradient_report_checkpoint
 from ssync_lib.run_lock import check_writable
 
 
@@ -88,7 +88,7 @@ def _cmd_gradients(args):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m ssync_lib.bench", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m ssync_lib.lab.bench", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     parser.add_argument("--traceback", action="store_true", help="show the full traceback of an error")
@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, help="frames per video (default 24)")
     p.set_defaults(run=_cmd_metrics)
     p = sub.add_parser("gradients", parents=[common],
-                       help="per-term gradient norms and cosines at a checkpoint (diagnostics.gradient_report)")
+                       help="per-term gradient norms and cosines at a checkpoint (lab.gradients.gradient_report)")
     p.add_argument("--checkpoint", required=True, help="a checkpoint, e.g. runs/<run>/last.pt")
     p.add_argument("--clips", type=int, default=8, help="training clips in the batch (default 8: the cpu batch)")
     add_overrides(p, example="data.root=data/synth-easy", what="overrides of the checkpoint's config")
@@ -151,8 +151,8 @@ def check_args(args: argparse.Namespace) -> None:
     if getattr(args, "merge_iou", None) is not None and not 0 < args.merge_iou <= 1:
         problems.append(f"--merge-iou {args.merge_iou}: must be in (0, 1]")
     if problems:
-        raise ConfigError(f"python -m ssync_lib.bench {args.command}:\n  " + "\n  ".join(problems),
-                          fix="change these values (python -m ssync_lib.bench " + args.command + " --help)")
+        raise ConfigError(f"python -m ssync_lib.lab.bench {args.command}:\n  " + "\n  ".join(problems),
+                          fix="change these values (python -m ssync_lib.lab.bench " + args.command + " --help)")
     if args.command == "alignment":  # --sizes, --budget-gb
         check_alignment_sizes(args.sizes, args.frames, args.batch, args.chunk, args.slots, args.budget_gb)
     out = Path(args.out)

@@ -11,8 +11,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
-from ssync_lib.viz.arrays import axes_grid, frame_indices, pca_rgb, slot_colors, slot_tracks, to_image, to_numpy
-from ssync_lib.viz.maps import add_slot_legend, draw_labels
+from ssync_lib.lab.viz.arrays import axes_grid, frame_indices, pca_rgb, slot_colors, slot_tracks, to_image, to_numpy
+from ssync_lib.lab.viz.maps import add_slot_legend, draw_labels
 
 
 # ----------------------------------------------------------------------------- slots over time, iterations, decoder

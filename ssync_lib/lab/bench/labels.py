@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ssync_lib.bench.timing import best_time, machine_context
+from ssync_lib.lab.bench.timing import best_time, machine_context
 from ssync_lib.objectives.ssync import pseudo_labels
 from ssync_lib.objectives.ssync_reference import labels_mismatch, loop_pseudo_labels
 from ssync_lib.runtime import resolve_device

@@ -32,14 +32,14 @@ from typing import Iterable, Mapping
 import pandas as pd
 import torch
 
-from ssync_lib import viz
 from ssync_lib.checkpoint import ConfigChangeError, config_changes
 from ssync_lib.config import Config, apply_overrides, get_config, resolve_path
 from ssync_lib.config_checks import validate
 from ssync_lib.diagnostics import PREMISE_KEYS
 from ssync_lib.errors import ConfigError, ConfigKeyError, MissingInputError
-from ssync_lib.evaluate import read_metrics
+from ssync_lib.lab import viz
 from ssync_lib.objectives.objective import OBJECTIVES
+from ssync_lib.run_log import read_metrics
 from ssync_lib.runtime import commit_hash
 
 METRIC_KEYS = [f"{maps}/video/{m}" for maps in ("decoder", "attention") for m in ("fg_ari", "mbo", "miou")]

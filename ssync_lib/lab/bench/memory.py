@@ -95,7 +95,8 @@ def peak_rss_fresh(builders: Iterable[tuple[Callable, dict]]) -> list[int | None
     with tempfile.TemporaryDirectory() as tmp:
         jobs, results = Path(tmp) / "jobs.pkl", Path(tmp) / "results.pkl"
         jobs.write_bytes(pickle.dumps(list(builders)))
-        command = f"from ssync_lib.bench.memory import _peak_rss_main; _peak_rss_main({str(jobs)!r}, {str(results)!r})"
+        command = (f"from ssync_lib.lab.bench.memory import _peak_rss_main; "
+                   f"_peak_rss_main({str(jobs)!r}, {str(results)!r})")
         done = subprocess.run([sys.executable, "-c", command], capture_output=True, text=True)
         if done.returncode:
             raise RuntimeError(f"peak_rss_fresh: the measuring process failed:\n{done.stderr[-2000:]}")

@@ -10,7 +10,7 @@ import numpy as np
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from ssync_lib.viz.arrays import axes_grid, frame_indices, label_colors, overlay, slot_colors, to_numpy
+from ssync_lib.lab.viz.arrays import axes_grid, frame_indices, label_colors, overlay, slot_colors, to_numpy
 
 
 def plot_boundary_interior(frames, enc_labels, dec_labels, boundary, interior, num_labels: int,
