@@ -1,5 +1,6 @@
 """Config values checked before anything is built or written: ``validate(cfg)`` (train, evaluate and experiment
-call it). Overrides are checked as they are applied (``config.apply_overrides``: unknown keys, with suggestions)."""
+call it). Overrides are checked as they are applied (``config.apply_overrides``: unknown keys, with suggestions).
+The allowed choices (``CHOICES``) are checked here only: the model classes that take one call ``check_choice``."""
 from __future__ import annotations
 
 import re
@@ -27,6 +28,19 @@ CHOICES = (("data", "resize", ("bilinear", "bicubic")), ("model", "slot_init", (
            ("model", "decoder_pos_embed", ("learned", "linear")), ("train", "init_mode", ("full", "model")))
 
 
+def choice_problem(section: str, key: str, value) -> str | None:
+    """What is wrong with ``value`` as ``section.key`` (one of ``CHOICES``), None when it is allowed."""
+    allowed = next(a for s, k, a in CHOICES if (s, k) == (section, key))
+    return None if value in allowed else f"{section}.{key}={value!r}: must be one of {list(allowed)}"
+
+
+def check_choice(section: str, key: str, value) -> None:
+    """ConfigError unless ``value`` is allowed for ``section.key``: the guard of the classes built from a choice."""
+    problem = choice_problem(section, key, value)
+    if problem:
+        raise ConfigError(problem, fix=f"--set {section}.{key}=VALUE with one of the values above")
+
+
 def patch_size(cfg: Config) -> int | None:
     """The ViT's patch size: ``model.backbone_kwargs["patch_size"]``, else the ``patch<N>`` of the timm name (None
     when neither says)."""
@@ -50,10 +64,10 @@ def validate(cfg: Config) -> Config:
         value = getattr(getattr(cfg, section), key)
         if not isinstance(value, (int, float)) or not value > 0:
             problems.append(f"{section}.{key}={value!r}: must be a number > 0")
-    for section, key, allowed in CHOICES:
-        value = getattr(getattr(cfg, section), key)
-        if value not in allowed:
-            problems.append(f"{section}.{key}={value!r}: must be one of {list(allowed)}")
+    for section, key, _ in CHOICES:
+        problem = choice_problem(section, key, getattr(getattr(cfg, section), key))
+        if problem:
+            problems.append(problem)
     name = cfg.train.name
     if name and (Path(name).name != name or name in (".", "..")):
         problems.append(f"train.name={name!r}: must be a plain folder name (no '/', not '..'): the run folder is "

@@ -5,7 +5,8 @@ teach the encoder on interior patches, after merging redundant slots. That helps
 encoder is the better map at boundaries, the decoder inside objects, and the merged slots are one object split in
 two. This module measures them on a model's output and the ground-truth masks:
 
-    stats = premise_statistics(out, true, cfg)            # one evaluation batch -> flat dict of sums and counts
+    labels = pseudo_labels(attn_logits, alpha, grid, merge_iou)   # B clips, as in training (ssync.py)
+    stats = premise_sums(labels, true)                    # one evaluation batch -> flat dict of sums and counts
     totals = accumulate(totals, stats)                    # over the batches
     metrics = premise_means(totals)                       # {key: mean, key_valid: count, merge_audit/*_total}
 
@@ -58,7 +59,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from ssync_lib import metrics as M
-from ssync_lib.objectives.ssync import PseudoLabels, agreeing_neighbours, pseudo_labels
+from ssync_lib.objectives.ssync import PseudoLabels, agreeing_neighbours
 
 SETS = ("interior", "boundary")
 MAPS = ("encoder", "decoder", "encoder_merged", "decoder_merged")
@@ -165,14 +166,12 @@ def teaching_precision(labels: PseudoLabels, gt: torch.Tensor) -> dict[str, torc
     return result
 
 
-def premise_sums(attn_logits: torch.Tensor, alpha: torch.Tensor, true: torch.Tensor, grid: tuple[int, int],
-                 merge_iou: float, ignore_background: bool = True) -> dict[str, float]:
-    """attn_logits, alpha B T S N (B clips), true B T R C ground-truth masks -> flat dict of sums and counts:
-    ``<key>/sum`` and ``<key>/count`` for every key of ``PREMISE_KEYS`` (definitions in the module doc)."""
-    attn_logits, alpha = attn_logits.float(), alpha.float()
-    B, T, S, N = attn_logits.shape
-    labels = pseudo_labels(attn_logits, alpha, grid, merge_iou)
-    gt = patch_majority(true, grid)  # B T H W
+def premise_sums(labels: PseudoLabels, true: torch.Tensor, ignore_background: bool = True) -> dict[str, float]:
+    """SSync's pseudo-labels of B clips (``ssync.pseudo_labels``: B T H W maps, S slots), true B T R C ground-truth
+    masks -> flat dict of sums and counts: ``<key>/sum`` and ``<key>/count`` for every key of ``PREMISE_KEYS``
+    (definitions in the module doc). Add the dicts of several batches with :func:`accumulate`."""
+    B, S = labels.slot_map.shape
+    gt = patch_majority(true, tuple(labels.enc_labels.shape[-2:]))  # B T H W
     labelled = gt >= 0
     regions = dict(zip(("boundary", "interior"), ground_truth_regions(gt)))
     Q = max(int(gt.max()) + 1, 1)
@@ -202,20 +201,6 @@ def premise_sums(attn_logits: torch.Tensor, alpha: torch.Tensor, true: torch.Ten
         for k, name in enumerate(TEACHING):
             add(f"teaching/{set_name}/{name}", 100 * counts[k], patches)
     return out
-
-
-def premise_statistics(out, true: torch.Tensor, cfg, ignore_background: bool = True) -> dict[str, float]:
-    """One evaluation batch: a ModelOutput of whole videos (B T S N maps), their ground-truth masks true B T R C
-    and the Config -> :func:`premise_sums` on non-overlapping windows of ``cfg.data.chunk_len`` frames (the
-    training clip length; a shorter video is one window, trailing frames are dropped), merge IoU
-    ``cfg.objective.merge_iou``. Add the dicts of several batches with :func:`accumulate`."""
-    B, T, S, N = out.attn_logits.shape
-    w = min(cfg.data.chunk_len, T)
-    n = T // w
-    attn_logits, alpha = (x[:, :n * w].reshape(B * n, w, S, N) for x in (out.attn_logits, out.alpha))
-    true = true[:, :n * w].reshape(B * n, w, *true.shape[2:])
-    return premise_sums(attn_logits, alpha, true.to(attn_logits.device), out.grid, cfg.objective.merge_iou,
-                        ignore_background)
 
 
 def accumulate(totals: dict[str, float], stats: Mapping[str, float]) -> dict[str, float]:

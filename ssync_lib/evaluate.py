@@ -36,9 +36,9 @@ from ssync_lib.checkpoint import LAST, SHIPPED_DIR, checkpoint_config, config_ch
 from ssync_lib.config import Config, apply_overrides, get_config, project_root, resolve_path
 from ssync_lib.config_checks import validate
 from ssync_lib.data import build_dataset, check_data_root
-from ssync_lib.diagnostics import accumulate, premise_means, premise_statistics
+from ssync_lib.diagnostics import accumulate, premise_means, premise_sums
 from ssync_lib.errors import ConfigError
-from ssync_lib.objectives.ssync import label_statistics, pseudo_labels
+from ssync_lib.objectives.ssync import PseudoLabels, label_statistics, pseudo_labels
 from ssync_lib.official import load_official
 from ssync_lib.run_lock import check_writable
 from ssync_lib.run_log import write_metrics
@@ -74,14 +74,20 @@ def predicted_labels(out, size: tuple[int, int]) -> dict[str, torch.Tensor]:
             for name, m in maps.items()}
 
 
-def window_label_statistics(out, window: int, merge_iou: float) -> dict[str, torch.Tensor]:
-    """SSync's pseudo-label statistics of a ModelOutput on non-overlapping windows of ``window`` frames (the
-    training clip length; a shorter video is one window, trailing frames are dropped) -> per window (B*T//w,)."""
-    B, T, S, N = out.attn_logits.shape
+def windows(x: torch.Tensor, window: int) -> torch.Tensor:
+    """x B T ... -> (B*n) w ...: non-overlapping windows of ``window`` frames of each video (the training clip
+    length; a shorter video is one window, trailing frames are dropped), n = T // w windows per video."""
+    B, T = x.shape[:2]
     w = min(window, T)
     n = T // w
-    attn_logits, alpha = (x[:, :n * w].reshape(B * n, w, S, N).float() for x in (out.attn_logits, out.alpha))
-    return label_statistics(pseudo_labels(attn_logits, alpha, out.grid, merge_iou))
+    return x[:, :n * w].reshape(B * n, w, *x.shape[2:])
+
+
+def window_labels(out, window: int, merge_iou: float) -> PseudoLabels:
+    """SSync's pseudo-labels of a ModelOutput of whole videos on its windows of ``window`` frames (``windows``), as
+    in training: per window (B*n clips)."""
+    attn_logits, alpha = (windows(x, window).float() for x in (out.attn_logits, out.alpha))  # (B*n) w S N
+    return pseudo_labels(attn_logits, alpha, out.grid, merge_iou)
 
 
 @torch.no_grad()
@@ -114,10 +120,12 @@ def evaluate(model: nn.Module, cfg: Config, split: str = "val", max_videos: int 
                         level = "image" if name.endswith("_image") else "video"
                         key = f"{maps}/{level}/{name.removesuffix('_image')}"
                         scores.setdefault(key, []).append(value.flatten().cpu())
-                stats = window_label_statistics(out, cfg.data.chunk_len, cfg.objective.merge_iou)
-                for name, value in stats.items():
+                # SSync's pseudo-labels on training-length windows, computed once: their statistics, its premises
+                labels = window_labels(out, cfg.data.chunk_len, cfg.objective.merge_iou)
+                for name, value in label_statistics(labels).items():
                     scores.setdefault(f"pseudo_labels/{name}", []).append(value.cpu())
-                accumulate(premises, premise_statistics(out, true.to(device), cfg, ignore_background))
+                true_windows = windows(true.to(device), cfg.data.chunk_len)  # (B*n) w H W
+                accumulate(premises, premise_sums(labels, true_windows, ignore_background))
                 bar.update(video.shape[0])
     finally:
         bar.close()

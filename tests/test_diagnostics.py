@@ -13,12 +13,17 @@ from sklearn.metrics import adjusted_rand_score
 
 from ssync_lib import diagnostics as D
 from ssync_lib.config import get_config
-from ssync_lib.evaluate import evaluate
+from ssync_lib.evaluate import evaluate, window_labels, windows
 from ssync_lib.lab.experiment import PREMISE_KEYS, markdown_table
 from ssync_lib.models import create_model
 from ssync_lib.objectives.ssync import pseudo_labels
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def sums(attn_logits, alpha, true, grid, merge_iou):
+    """premise_sums of clips given as logits: their pseudo-labels first, as evaluate does."""
+    return D.premise_sums(pseudo_labels(attn_logits.float(), alpha.float(), grid, merge_iou), true)
 
 
 # ----------------------------------------------------------------------------- plain-loop references
@@ -249,7 +254,7 @@ def test_premise_sums_match_loop_reference_on_random_clips(seed):
     grid = ((4, 4), (5, 3), (6, 6))[seed % 3]
     attn, alpha, true = random_case(gen, B, T, S, grid, scale=1 + seed % 3, objects=2 + seed % 3)
     for merge_iou in (0.5, 0.7):
-        got = D.premise_sums(attn, alpha, true, grid, merge_iou)
+        got = sums(attn, alpha, true, grid, merge_iou)
         ref = loop_premise_sums(attn, alpha, true, grid, merge_iou)
         assert set(got) == set(ref) == {f"{k}/{s}" for k in PREMISE_KEYS for s in ("sum", "count")}
         for key in ref:
@@ -262,7 +267,7 @@ def test_random_clips_exercise_every_case():
     totals = {}
     for _ in range(20):
         attn, alpha, true = random_case(gen, 3, 2, 6, (8, 8), scale=4, objects=3)
-        D.accumulate(totals, D.premise_sums(attn, alpha, true, (8, 8), 0.5))
+        D.accumulate(totals, sums(attn, alpha, true, (8, 8), 0.5))
     for key in [f"merge_audit/{c}" for c in D.AUDIT_CLASSES] + ["teaching/boundary/teacher_right_pct",
                                                                 "teaching/boundary/student_right_pct",
                                                                 "teaching/interior/teacher_right_pct",
@@ -314,7 +319,7 @@ def test_who_is_right_where_hand_built():
     ring[7, 7] = False
     dec[ring] = 1
     attn, alpha = logits_of(gt[None, None], 3), logits_of(dec[None, None], 3)
-    means = D.premise_means(D.premise_sums(attn, alpha, true, (10, 10), 0.7))
+    means = D.premise_means(sums(attn, alpha, true, (10, 10), 0.7))
     for name in ("encoder", "encoder_merged"):
         for set_name in D.SETS:
             assert means[f"premises/{set_name}/{name}_fg_ari"] == 1.0
@@ -367,7 +372,7 @@ def test_merge_audit_hand_built():
     assert labels.slot_map.tolist() == [[0, 1, 1, 3, 4, 5], [0, 1, 2, 0, 1, 2]]
     gt2 = torch.stack([gt, gt])[:, None]
     assert D.merge_audit(labels, gt2).tolist() == [[1, 0, 0, 0], [0, 1, 1, 1]]  # split | with bg, two, empty
-    means = D.premise_means(D.premise_sums(attn, attn, true, (10, 10), 0.7))
+    means = D.premise_means(sums(attn, attn, true, (10, 10), 0.7))
     assert means["merge_audit/pairs"] == 2.0 and means["merge_audit/pairs_total"] == 4
     for name in D.AUDIT_CLASSES:
         assert means[f"merge_audit/{name}"] == 0.5 and means[f"merge_audit/{name}_total"] == 1
@@ -389,23 +394,26 @@ def test_teaching_precision_hand_built():
     result = D.teaching_precision(labels, gt[None, None])
     assert result["boundary"].tolist() == [[8, 0, 40, 0]] and result["boundary_patches"].tolist() == [48]
     assert result["interior"].tolist() == [[0, 1, 51, 0]] and result["interior_patches"].tolist() == [52]
-    means = D.premise_means(D.premise_sums(attn, alpha, true, (10, 10), 0.7))
+    means = D.premise_means(sums(attn, alpha, true, (10, 10), 0.7))
     assert means["teaching/boundary/teacher_right_pct"] == pytest.approx(100 * 8 / 48)
     assert means["teaching/interior/student_right_pct"] == pytest.approx(100 / 52)
     assert means["teaching/interior/teacher_right_pct"] == 0.0
 
 
-def test_premise_statistics_windows_and_means():
+def test_premise_sums_on_evaluation_windows_and_means():
+    """evaluate's windows (3 frames of 7: frame 6 dropped) and their pseudo-labels, computed once for both statistics,
+    give the premise sums of each window clip by clip."""
     gen = torch.Generator().manual_seed(5)
     attn, alpha, true = random_case(gen, 2, 7, 4, (4, 4), scale=2, objects=2)
     out = SimpleNamespace(attn_logits=attn, alpha=alpha, grid=(4, 4))
-    cfg = get_config("smoke", {"data.chunk_len": 3, "objective.merge_iou": 0.6})
-    got = D.premise_statistics(out, true, cfg)
-    windows = [(attn[:, s:s + 3], alpha[:, s:s + 3], true[:, s:s + 3]) for s in (0, 3)]  # frame 6 dropped
+    labels = window_labels(out, 3, 0.6)
+    assert labels.enc_labels.shape == (4, 3, 4, 4)  # B * 2 windows
+    got = D.premise_sums(labels, windows(true, 3))
+    expected_windows = [(attn[:, s:s + 3], alpha[:, s:s + 3], true[:, s:s + 3]) for s in (0, 3)]  # frame 6 dropped
     ref = {}
     for b in range(2):
-        for a, al, tr in windows:
-            D.accumulate(ref, D.premise_sums(a[b:b + 1], al[b:b + 1], tr[b:b + 1], (4, 4), 0.6))
+        for a, al, tr in expected_windows:
+            D.accumulate(ref, sums(a[b:b + 1], al[b:b + 1], tr[b:b + 1], (4, 4), 0.6))
     assert got.keys() == ref.keys()
     for key in ref:
         assert got[key] == pytest.approx(ref[key])

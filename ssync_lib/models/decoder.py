@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ssync_lib.config_checks import check_choice
 from ssync_lib.models.position import LinearPositionEmbedding
 
 
@@ -21,12 +22,11 @@ class MLPBroadcastDecoder(nn.Module):
                  pos_embed: str = "learned"):
         super().__init__()
         self.feature_dim = feature_dim
+        check_choice("model", "decoder_pos_embed", pos_embed)
         if pos_embed == "learned":
             self.pos_emb = nn.Parameter(torch.randn(1, grid[0] * grid[1], slot_dim) * slot_dim ** -0.5)  # 1 N d
-        elif pos_embed == "linear":
+        else:  # "linear"
             self.pos_linear = LinearPositionEmbedding(grid, slot_dim)
-        else:
-            raise ValueError(f"model.decoder_pos_embed='{pos_embed}': expected 'learned' or 'linear'")
         dims = [slot_dim] + [hidden] * layers
         blocks = []
         for i, o in zip(dims[:-1], dims[1:]):

@@ -9,6 +9,8 @@ import math
 import torch
 from torch import nn
 
+from ssync_lib.config_checks import check_choice
+
 
 class ProjectionMLP(nn.Module):
     """LayerNorm(D) -> Linear(D, 2D) -> ReLU -> Linear(2D, d) (§1.2). (..., D) -> (..., d)."""
@@ -31,8 +33,7 @@ class SlotInit(nn.Module):
 
     def __init__(self, num_slots: int, slot_dim: int, mode: str = "learned"):
         super().__init__()
-        if mode not in ("learned", "gaussian"):
-            raise ValueError(f"model.slot_init: '{mode}' is not 'learned' or 'gaussian'")
+        check_choice("model", "slot_init", mode)
         self.mode, self.num_slots, self.slot_dim = mode, num_slots, slot_dim
         std = slot_dim ** -0.5
         if mode == "learned":

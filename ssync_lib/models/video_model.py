@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ssync_lib.config import ModelConfig
+from ssync_lib.config_checks import check_choice
 from ssync_lib.models.decoder import MLPBroadcastDecoder
 from ssync_lib.models.encoder import FrozenViT
 from ssync_lib.models.output import ModelOutput
@@ -53,8 +54,7 @@ class VideoSlotModel(nn.Module):
         self.slot_init = SlotInit(cfg.num_slots, cfg.slot_dim, cfg.slot_init)
         self.slot_attention = SlotAttention(cfg.slot_dim, cfg.mlp_hidden_factor)
         self.predictor = SlotPredictor(cfg.slot_dim, cfg.predictor_heads)
-        if cfg.input_pos_embed not in ("none", "linear"):
-            raise ValueError(f"model.input_pos_embed='{cfg.input_pos_embed}': expected 'none' or 'linear'")
+        check_choice("model", "input_pos_embed", cfg.input_pos_embed)
         # cpu profile only: random backbone features carry no position, so add a linear map of the patch
         # coordinates before the projection (SAVi-style); the published configurations use "none"
         self.input_pos = LinearPositionEmbedding(self.grid, self.feature_dim) if cfg.input_pos_embed == "linear" else None

@@ -1,7 +1,7 @@
 """SSync: the slot-attention encoder and the decoder teach each other where they are reliable (docs/method.md §4).
 
-Works with any slot model that gives per-patch slot logits for its encoder (slot attention) and its decoder
-(alpha). Shapes: B batch, T frames, S slots, N = H*W patches.
+Works with any slot model that gives per-patch slot logits for its encoder (``attn_logits``, slot attention) and its
+decoder (``alpha``). Shapes: B batch, T frames, S slots, N = H*W patches.
 
     labels = pseudo_labels(attn_logits, alpha, grid=(H, W), merge_iou=0.7)     # no gradient
     loss_dec, loss_enc = ssync_loss(attn_logits, alpha, labels)
@@ -9,7 +9,9 @@ Works with any slot model that gives per-patch slot logits for its encoder (slot
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -23,23 +25,34 @@ class PseudoLabels:
     boundary: torch.Tensor  # B T H W    bool, where the encoder teaches the decoder
     interior: torch.Tensor  # B T H W    bool, where the decoder teaches the encoder
     enc_unmerged: torch.Tensor  # B T H W  int64, argmax of attn_logits over slots
-    dec_unmerged: torch.Tensor  # B T H W  int64, argmax of dec_logits over slots
+    dec_unmerged: torch.Tensor  # B T H W  int64, argmax of alpha over slots
+    coverage: torch.Tensor  # B T S N    bool, the slots' coverage masks
+    iou: torch.Tensor  # B S S           float, coverage IoU averaged over frames
+    edges: torch.Tensor  # B S S         bool, slot pairs merged directly (iou > merge_iou)
+
+
+class SlotMerge(NamedTuple):
+    """What ``merge_slots`` returns (§4.2)."""
+    slot_map: torch.Tensor  # B S        int64, each slot's merged id (its component's representative)
     coverage: torch.Tensor  # B T S N    bool, the slots' coverage masks
     iou: torch.Tensor  # B S S           float, coverage IoU averaged over frames
     edges: torch.Tensor  # B S S         bool, slot pairs merged directly (iou > merge_iou)
 
 
 def _check_logits(name: str, x: torch.Tensor, like: torch.Tensor | None = None) -> None:
+    """Shapes always; NaN where that costs no host synchronisation (a CPU tensor) or in debug mode (SSYNC_DEBUG=1).
+    On an accelerator, training reports a NaN at its one host sync per step: any NaN logit makes the loss NaN."""
     if x.dim() != 4:
         raise ValueError(f"{name} must have shape (B, T, S, N), got {tuple(x.shape)}")
     if like is not None and x.shape != like.shape:
         raise ValueError(f"{name} has shape {tuple(x.shape)} but attn_logits has {tuple(like.shape)}")
-    if torch.isnan(x).any():
+    debug = os.environ.get("SSYNC_DEBUG", "") not in ("", "0")
+    if (x.device.type == "cpu" or debug) and torch.isnan(x).any():
         raise ValueError(f"{name} contains NaN")
 
 
-def merge_slots(attn_logits: torch.Tensor, enc: torch.Tensor, merge_iou: float):
-    """attn_logits B T S N, enc B T N (unmerged encoder labels) -> slot_map B S, coverage, iou, edges (§4.2)."""
+def merge_slots(attn_logits: torch.Tensor, enc: torch.Tensor, merge_iou: float) -> SlotMerge:
+    """attn_logits B T S N, enc B T N (unmerged encoder labels) -> the slot map, coverage, IoU and edges (§4.2)."""
     S = attn_logits.shape[2]
     eye = torch.eye(S, dtype=torch.bool, device=attn_logits.device)
     coverage = attn_logits > attn_logits.mean(dim=(1, 3), keepdim=True)  # B T S N  §4.2 above the slot's clip mean
@@ -61,7 +74,7 @@ def merge_slots(attn_logits: torch.Tensor, enc: torch.Tensor, merge_iou: float):
     enc_area = F.one_hot(enc.flatten(1), S).sum(1)  # B S  area under the unmerged enc over the whole clip
     rank = enc_area.unsqueeze(1) * S + (S - 1 - torch.arange(S, device=enc.device))  # B 1 S  area, then low index
     slot_map = torch.where(reach, rank, -1).argmax(2)  # B S  §4.2 largest area in the component, ties to lowest index
-    return slot_map, coverage, iou, edges
+    return SlotMerge(slot_map=slot_map, coverage=coverage, iou=iou, edges=edges)
 
 
 def agreeing_neighbours(labels: torch.Tensor) -> torch.Tensor:
@@ -82,11 +95,11 @@ def agreeing_neighbours(labels: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def pseudo_labels(attn_logits: torch.Tensor, dec_logits: torch.Tensor, grid: tuple[int, int],
+def pseudo_labels(attn_logits: torch.Tensor, alpha: torch.Tensor, grid: tuple[int, int],
                   merge_iou: float = 0.7) -> PseudoLabels:
-    """attn_logits (slot-attention logits), dec_logits (decoder alpha), both B T S N -> PseudoLabels (§4.1-§4.4)."""
+    """attn_logits (slot-attention logits), alpha (decoder logits), both B T S N -> PseudoLabels (§4.1-§4.4)."""
     _check_logits("attn_logits", attn_logits)
-    _check_logits("dec_logits", dec_logits, like=attn_logits)
+    _check_logits("alpha", alpha, like=attn_logits)
     B, T, S, N = attn_logits.shape
     if len(grid) != 2 or grid[0] * grid[1] != N:
         raise ValueError(f"grid {tuple(grid)} must be (H, W) with H * W = N = {N} "
@@ -94,16 +107,16 @@ def pseudo_labels(attn_logits: torch.Tensor, dec_logits: torch.Tensor, grid: tup
     H, W = grid
     attn_logits = attn_logits.to(torch.promote_types(attn_logits.dtype, torch.float32))  # low precision: up to fp32
     enc = attn_logits.max(2).indices  # B T N  §4.1 argmax over slots (max: same ties, faster)
-    dec = dec_logits.max(2).indices  # B T N  §4.1
-    slot_map, coverage, iou, edges = merge_slots(attn_logits, enc, merge_iou)
-    enc_m = slot_map.gather(1, enc.flatten(1)).view(B, T, H, W)  # §4.2 rewrite enc through the slot map
-    dec_m = slot_map.gather(1, dec.flatten(1)).view(B, T, H, W)  # §4.2 rewrite dec through the slot map
+    dec = alpha.max(2).indices  # B T N  §4.1
+    merge = merge_slots(attn_logits, enc, merge_iou)
+    enc_m = merge.slot_map.gather(1, enc.flatten(1)).view(B, T, H, W)  # §4.2 rewrite enc through the slot map
+    dec_m = merge.slot_map.gather(1, dec.flatten(1)).view(B, T, H, W)  # §4.2 rewrite dec through the slot map
     enc_agree = agreeing_neighbours(enc_m)  # B T H W, out of 10
     boundary = (enc_agree < 10) & (enc_agree > 0)  # §4.4 differs from >= 1 neighbour and agrees with >= 1
     interior = agreeing_neighbours(dec_m) == 10  # §4.4 agrees with all 10 neighbours
-    return PseudoLabels(slot_map=slot_map, enc_labels=enc_m, dec_labels=dec_m, boundary=boundary, interior=interior,
-                        enc_unmerged=enc.view(B, T, H, W), dec_unmerged=dec.view(B, T, H, W), coverage=coverage,
-                        iou=iou, edges=edges)
+    return PseudoLabels(slot_map=merge.slot_map, enc_labels=enc_m, dec_labels=dec_m, boundary=boundary,
+                        interior=interior, enc_unmerged=enc.view(B, T, H, W), dec_unmerged=dec.view(B, T, H, W),
+                        coverage=merge.coverage, iou=merge.iou, edges=merge.edges)
 
 
 def label_statistics(labels: PseudoLabels) -> dict[str, torch.Tensor]:

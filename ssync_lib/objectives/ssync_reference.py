@@ -6,7 +6,7 @@ labels with it field by field on random and model-like logits, and ``python -m s
 both. It is this project's own reference, not the public code (which batches the IoU of all slot pairs in one
 matmul and loops in Python only over the batch for merging).
 
-    ref = loop_pseudo_labels(attn_logits, dec_logits, grid, merge_iou)   # attn_logits, dec_logits: B T S N
+    ref = loop_pseudo_labels(attn_logits, alpha, grid, merge_iou)   # attn_logits, alpha: B T S N
     labels_mismatch(pseudo_labels(...), ref)                             # [] when equal
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ def _frame_neighbours(labels: torch.Tensor, t: int) -> torch.Tensor:
     return torch.stack(spatial + [labels[max(t - 1, 0)], labels[min(t + 1, T - 1)]])
 
 
-def loop_pseudo_labels(attn_logits: torch.Tensor, dec_logits: torch.Tensor, grid: tuple[int, int],
+def loop_pseudo_labels(attn_logits: torch.Tensor, alpha: torch.Tensor, grid: tuple[int, int],
                        merge_iou: float = 0.7) -> PseudoLabels:
     """The reference for `pseudo_labels` (§4.1-§4.4), a plain loop version: Python loops over the batch,
     the frames, the slot pairs and the slot components (depth-first search), tensor operations over the patches of
@@ -39,7 +39,7 @@ def loop_pseudo_labels(attn_logits: torch.Tensor, dec_logits: torch.Tensor, grid
                                     "dec_unmerged", "coverage", "iou", "edges")}
     for b in range(B):
         enc = torch.stack([logits[b, t].argmax(0) for t in range(T)])  # T N  §4.1
-        dec = torch.stack([dec_logits[b, t].argmax(0) for t in range(T)])  # T N  §4.1
+        dec = torch.stack([alpha[b, t].argmax(0) for t in range(T)])  # T N  §4.1
         cover = torch.stack([logits[b, :, s] > logits[b, :, s].mean() for s in range(S)], dim=1)  # T S N  §4.2
         iou = torch.zeros(S, S, dtype=torch.float64, device=logits.device)
         for i in range(S):

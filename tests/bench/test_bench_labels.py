@@ -21,8 +21,8 @@ def test_labels_cli_at_a_small_batch(tmp_path, written):
 def test_labels_reports_a_mismatch(monkeypatch):
     right = labels_bench.pseudo_labels
 
-    def wrong(attn_logits, dec_logits, grid, merge_iou=0.7):
-        labels = right(attn_logits, dec_logits, grid, merge_iou)
+    def wrong(attn_logits, alpha, grid, merge_iou=0.7):
+        labels = right(attn_logits, alpha, grid, merge_iou)
         labels.interior = ~labels.interior
         return labels
 

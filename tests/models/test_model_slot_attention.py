@@ -1,7 +1,11 @@
 """Projection MLP, slot initialisation and slot attention (docs/method.md §1.2-§1.4)."""
+import pytest
 import torch
 import torch.nn.functional as F
 
+from ssync_lib.config import get_config
+from ssync_lib.config_checks import validate
+from ssync_lib.errors import ConfigError
 from ssync_lib.models.slot_attention import ProjectionMLP, SlotAttention, SlotInit
 
 
@@ -67,6 +71,14 @@ def test_slot_init_modes():
     assert a.shape == (3, 5, 8) and not torch.equal(a[0], a[1]) and not torch.equal(a, b)  # fresh samples
     a.sum().backward()
     assert gaussian.mean.grad is not None and gaussian.log_std.grad is not None
+
+
+def test_unknown_slot_init_is_refused_by_the_one_choice_check():
+    """The class and validate() share config_checks.CHOICES: the same message, the same error type."""
+    with pytest.raises(ConfigError, match=r"model.slot_init='random': must be one of \['learned', 'gaussian'\]"):
+        SlotInit(5, 8, "random")
+    with pytest.raises(ConfigError, match=r"model.slot_init='random': must be one of \['learned', 'gaussian'\]"):
+        validate(get_config("smoke", {"model.slot_init": "random"}))
 
 
 def test_return_iterations_keeps_every_iteration_and_changes_nothing():

@@ -147,13 +147,13 @@ def test_errors_name_the_argument():
     attn = torch.randn(1, 2, 3, 12)
     with pytest.raises(ValueError, match="grid"):
         pseudo_labels(attn, attn, (3, 5))
-    with pytest.raises(ValueError, match="dec_logits"):
+    with pytest.raises(ValueError, match="alpha has shape"):
         pseudo_labels(attn, attn[:, :, :2], (3, 4))
     with pytest.raises(ValueError, match="attn_logits must have shape"):
         pseudo_labels(attn[0], attn, (3, 4))
     bad = attn.clone()
     bad[0, 1, 2, 3] = float("nan")
-    with pytest.raises(ValueError, match="dec_logits contains NaN"):
+    with pytest.raises(ValueError, match="alpha contains NaN"):
         pseudo_labels(attn, bad, (3, 4))
     labels = pseudo_labels(attn, attn, (3, 4))
     with pytest.raises(ValueError, match="attn_logits contains NaN"):
@@ -162,6 +162,20 @@ def test_errors_name_the_argument():
         ssync_loss(attn[:, :1], attn[:, :1], labels)
     with pytest.raises(ValueError, match="alpha has shape"):
         ssync_loss(attn, attn[..., :6], labels)
+
+
+def test_nan_checks_read_accelerator_tensors_in_debug_mode_only(monkeypatch):
+    """Off the CPU the NaN test would synchronise the host: it is skipped there unless SSYNC_DEBUG=1. A "meta" tensor
+    stands for an accelerator's: reading its values on the host is impossible, so any read raises."""
+    from ssync_lib.objectives.ssync import _check_logits
+
+    monkeypatch.delenv("SSYNC_DEBUG", raising=False)
+    _check_logits("alpha", torch.empty(1, 2, 3, 4, device="meta"))  # shapes checked, values not read
+    with pytest.raises(ValueError, match="must have shape"):
+        _check_logits("alpha", torch.empty(2, 3, 4, device="meta"))
+    monkeypatch.setenv("SSYNC_DEBUG", "1")
+    with pytest.raises((RuntimeError, NotImplementedError)):  # debug mode reads the values
+        _check_logits("alpha", torch.empty(1, 2, 3, 4, device="meta"))
 
 
 def test_ssync_weight_warmup():
@@ -175,10 +189,10 @@ def test_label_statistics_on_a_hand_built_clip():
     attn_logits = torch.full((1, 1, 3, 4), -5.0)
     for n, k in enumerate([0, 1, 2, 2]):
         attn_logits[0, 0, k, n] = 5.0
-    dec_logits = torch.full((1, 1, 3, 4), -5.0)
+    alpha = torch.full((1, 1, 3, 4), -5.0)
     for n, k in enumerate([0, 0, 2, 2]):
-        dec_logits[0, 0, k, n] = 5.0
-    labels = pseudo_labels(attn_logits, dec_logits, (2, 2), merge_iou=0.7)
+        alpha[0, 0, k, n] = 5.0
+    labels = pseudo_labels(attn_logits, alpha, (2, 2), merge_iou=0.7)
     stats = label_statistics(labels)
     assert stats["merged_slots"].tolist() == [0.0]
     assert stats["agreement_pct"].tolist() == [75.0]
