@@ -18,7 +18,8 @@ CORE = {
     "errors": 0,  # the errors raised on purpose (bad input), which every layer may raise
     "config": 1,  # the settings everything reads
     "runtime": 2, "cli_args": 2, "config_checks": 2,  # device, processes, seeds, commit; CLI arguments; validate
-    "data": 3, "models": 3, "metrics": 3,  # the pipeline's inputs, the model, the scores
+    "metrics": 2,  # the scores (the data's raw-pixel k-means reference is scored with them)
+    "data": 3, "models": 3,  # the pipeline's inputs, the model
     "objectives": 4,  # losses over model outputs
     "optim": 5, "run_log": 5, "run_lock": 5,  # optimiser; what a run writes (logs, metrics.json); one writer per
     # run folder and the check that an output can be written
