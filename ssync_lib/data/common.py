@@ -31,6 +31,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ssync_lib.config import IMAGENET_MEAN, IMAGENET_STD
+from ssync_lib.config_checks import check_choice
 from ssync_lib.errors import DataError
 
 SPLITS = ("train", "val", "test")  # test: read like val (whole videos, masks required); MOVi-layout data only
@@ -70,9 +71,6 @@ def load_frame(path: Path, sample: str, size: tuple[int, int] | None = None) -> 
     return frame
 
 
-RESIZE_MODES = ("bilinear", "bicubic")  # data.resize
-
-
 def preprocess_video(frames: np.ndarray, size: int, resize: str = "bilinear") -> torch.Tensor:
     """uint8 frames (T,H,W,3) -> float32 (T,3,size,size), ImageNet-normalised, resized by ``resize``:
 
@@ -83,6 +81,7 @@ def preprocess_video(frames: np.ndarray, size: int, resize: str = "bilinear") ->
     * "bicubic" (the published profiles): the public pipeline's order, pixels in [0, 1] resized bicubic
       (``F.interpolate(mode="bicubic", align_corners=False)``), clamped to [0, 1] (bicubic overshoots at edges),
       then normalised. The clamp does not commute with the normalisation, so the order matters."""
+    check_choice("data", "resize", resize)
     mean = np.asarray(IMAGENET_MEAN, np.float32)
     std = np.asarray(IMAGENET_STD, np.float32)
     if resize == "bicubic":
@@ -90,8 +89,6 @@ def preprocess_video(frames: np.ndarray, size: int, resize: str = "bilinear") ->
         if video.shape[-2:] != (size, size):
             video = F.interpolate(video, size=(size, size), mode="bicubic", align_corners=False).clamp_(0, 1)
         return (video - torch.from_numpy(mean)[:, None, None]) / torch.from_numpy(std)[:, None, None]
-    if resize != "bilinear":
-        raise ValueError(f"data.resize must be one of {RESIZE_MODES}, got {resize!r}")
     video = torch.from_numpy(np.ascontiguousarray(((frames - mean * 255) / (std * 255)).transpose(0, 3, 1, 2),
                                                   np.float32))
     if video.shape[-2:] != (size, size):  # T 3 H W
