@@ -1,6 +1,7 @@
 """`python -m ssync_lib pretrain` at smoke size: the run folder, bit-exact resume after SIGKILL, torchrun on gloo,
 the exported weights in the encoder, collapse detection, bad input, and the pieces of the method against plain
 references."""
+import json
 import math
 import os
 import random
@@ -152,6 +153,25 @@ def test_smoke_run_writes_its_folder_and_weights_the_encoder_reads(base_run):
         expected = vit.blocks(x)[:, 1:]  # last block, before the final norm, CLS dropped
     torch.testing.assert_close(enc(images), expected)
     assert not torch.equal(base_run.teacher.vit.blocks[0].attn.qkv.weight, base_run.student.vit.blocks[0].attn.qkv.weight)
+
+
+def test_a_relative_weights_path_is_relative_to_the_project_root(base_run, tmp_path, monkeypatch):
+    """A shipped file named relative to the repository (checkpoints/...) loads from any working folder."""
+    folder = project_root() / "runs" / "test-pretrain-relative"
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        for name in ("vit.safetensors", "vit.json"):
+            (folder / name).write_bytes((base_run.run_dir / name).read_bytes())
+        monkeypatch.chdir(tmp_path)
+        meta = json.loads((folder / "vit.json").read_text())
+        enc = FrozenViT(meta["model.backbone"], weights="runs/test-pretrain-relative/vit.safetensors",
+                        input_size=32, **meta["model.backbone_kwargs"])  # the encoder's own loading, cwd elsewhere
+        images = torch.randn(1, 3, 32, 32)
+        torch.testing.assert_close(enc(images), pretrained_encoder(base_run.run_dir / "vit.safetensors")(images))
+    finally:
+        for p in folder.iterdir():
+            p.unlink()
+        folder.rmdir()
 
 
 def test_run_killed_at_a_random_step_resumes_bit_identical(smoke, tmp_path):

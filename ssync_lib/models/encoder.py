@@ -5,7 +5,8 @@
 
 Weights: "timm" (``pretrained=True`` through the Hugging Face cache, so it works offline with
 HF_HUB_OFFLINE=1 once cached), "random" (the smoke / cpu profiles), or a path to a local
-``.safetensors`` / ``.pth`` file. The grid (H, W) and the feature dim D come from the model at
+``.safetensors`` / ``.pth`` file (a relative path is relative to the project root, like every path in a
+config: ``checkpoints/pretrain/.../vit.safetensors`` works from the notebooks' folder too). The grid (H, W) and the feature dim D come from the model at
 the input size, never from a table.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 import timm
 from torch import nn
 
+from ssync_lib.config import resolve_path
 from ssync_lib.errors import ConfigError, MissingInputError, WeightsError, short_reason
 
 
@@ -176,7 +178,7 @@ def create_vit(name: str, weights: str, input_size: int, **backbone_kwargs) -> n
         return vit
     vit = timm.create_model(name, pretrained=False, **kwargs)
     if weights != "random":
-        _load_file(vit, Path(weights).expanduser())
+        _load_file(vit, resolve_path(weights))  # relative to the project root, as every path in a config
     return vit
 
 
