@@ -235,6 +235,8 @@ def interrupted_message(err: KeyboardInterrupt, args: argparse.Namespace, argv: 
         how = "resume with" if resumable else "run it again:"
     elif args.command == "experiment":
         how = "continue the sweep with the same command (finished runs are kept, an interrupted one resumes):"
+    elif hasattr(args, "resume") and not args.resume:  # another command that resumes (pretrain)
+        how = "run it again, with --resume to continue from its last checkpoint if it wrote one:"
     else:
         how = "run it again:"
     return f"{message}\nfix: {how} {shlex.join(again)}"

@@ -40,7 +40,7 @@ from ssync_lib.diagnostics import accumulate, premise_means, premise_sums
 from ssync_lib.errors import ConfigError
 from ssync_lib.objectives.ssync import PseudoLabels, label_statistics, pseudo_labels
 from ssync_lib.official import load_official
-from ssync_lib.run_lock import check_writable
+from ssync_lib.run_lock import check_not_busy, check_writable
 from ssync_lib.run_log import write_metrics
 from ssync_lib.runtime import resolve_device
 
@@ -252,6 +252,7 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "val", max_videos: 
     cfg = checkpoint_config(state, overrides)
     dest, why = metrics_destination(checkpoint, cfg, state["config"], split, out, max_videos=max_videos)
     check_writable(dest)  # before the work
+    check_not_busy(dest.parent, dest)  # not into a run folder a training is writing
     check_data_root(cfg)  # before building the model
     model = load_trained(checkpoint, cfg=cfg, state=state, objective=False).model
     metrics = evaluate(model, cfg, split, max_videos=max_videos or cfg.data.max_val_videos or None,

@@ -36,6 +36,26 @@ def holder(run_dir: str | Path) -> str:
     return text or "unknown (the holder has not written its PID yet)"
 
 
+def check_not_busy(run_dir: str | Path, what: str) -> None:
+    """Refuse (``RunBusyError``) to write ``what`` into ``run_dir`` while another process holds its lock (a training
+    in progress); a free or absent lock passes. Takes no lock and writes nothing."""
+    path = Path(run_dir) / LOCK_NAME
+    if fcntl is None or not path.exists():
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise RunBusyError(f"cannot write {what}: run folder {run_dir} is in use by another process: "
+                           f"{holder(run_dir)}", fix="wait until it ends (its training writes its own metrics.json), "
+                                                     "or write elsewhere (--out PATH)") from None
+    finally:
+        os.close(fd)  # closing drops the shared lock if it was taken
+
+
 class RunLock:
     """Exclusive lock of a run folder (module docstring). ``acquire`` creates the folder if needed; ``release``
     removes the lock file, and the folder too when this lock created it and nothing else was written there

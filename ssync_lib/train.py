@@ -27,6 +27,7 @@ process. Logs, checkpoints and evaluation come from rank 0.
 from __future__ import annotations
 
 import copy
+import errno
 import math
 import os
 import time
@@ -48,7 +49,8 @@ from ssync_lib.config import Config, project_root, resolve_path
 from ssync_lib.config_checks import validate
 from ssync_lib.data import build_dataset, check_data_root
 from ssync_lib.data.order import training_batches
-from ssync_lib.errors import ConfigError, Interrupted, MissingInputError, NonFiniteLossError, RunExistsError
+from ssync_lib.errors import (ConfigError, Interrupted, MissingInputError, NonFiniteLossError, RunExistsError,
+                              RunFolderError)
 from ssync_lib.evaluate import evaluate
 from ssync_lib.models import create_model
 from ssync_lib.objectives import build_objective
@@ -251,18 +253,32 @@ def _train(cfg: Config, info: DistInfo, device: torch.device, run_dir: Path, ckp
         if info.is_main:
             write_metrics(run_dir / "metrics.json", metrics, step=step, cfg=cfg, checkpoint=ckpt_path)
     except KeyboardInterrupt:
-        ckpt, ckpt_step = last_good
-        kept = (f"the last checkpoint is {ckpt} (step {ckpt_step}), written whole (atomic save)" if ckpt else
-                "no checkpoint was written yet")
-        raise Interrupted(f"interrupted at step {step} of {tcfg.max_steps} in {run_dir}: {kept}",
-                          fix="continue with the same command and --resume" if ckpt else
+        raise Interrupted(f"interrupted at step {step} of {tcfg.max_steps} in {run_dir}: {_kept(last_good)}",
+                          fix="continue with the same command and --resume" if last_good[0] else
                           "start it again with the same command") from None
+    except OSError as err:
+        if err.errno not in WRITE_ERRNOS:
+            raise
+        raise RunFolderError(f"step {step}: cannot write in {run_dir} ({type(err).__name__}: {err.strerror}); "
+                             f"{_kept(last_good)}",
+                             fix="free some space (or make the folder writable), then continue with the same command "
+                                 "and --resume" if last_good[0] else "free some space (or make the folder "
+                                 "writable), then start it again") from None
     finally:
         batches.close()
         bar.close()
         if tb is not None:
             tb.close()
     return TrainResult(run_dir=run_dir, model=model, objective=objective, history=log.frame(), metrics=metrics)
+
+
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)  # a full or read-only disk
+
+
+def _kept(last_good: tuple) -> str:
+    ckpt, ckpt_step = last_good
+    return (f"the last checkpoint is {ckpt} (step {ckpt_step}), written whole (atomic save)" if ckpt else
+            "no checkpoint was written yet")
 
 
 def _step_values(total: torch.Tensor, terms: Mapping[str, torch.Tensor], grad_norm: torch.Tensor,

@@ -342,6 +342,11 @@ def test_a_second_writer_of_a_run_folder_is_refused_with_the_holders_pid(smoke, 
             err = refused(["train", "--profile", "smoke", "--name", "four", "--no-progress", *extra, *smoke["sets"]],
                           capsys, smoke["runs"])
             assert f"run folder {run} is in use by another process: PID {proc.pid}: holder-cmd --name four" in err
+        # evaluate writes nothing into a run folder that a training is writing (its metrics.json comes at the end)
+        err = refused(["evaluate", "--run", str(run), "--data-root", str(smoke["data"]), "--max-videos", "1"],
+                      capsys, smoke["runs"])
+        assert f"cannot write {run / 'metrics-first1.json'}: run folder {run} is in use by another process: " \
+               f"PID {proc.pid}" in err
     finally:
         proc.kill()
         proc.wait()
@@ -821,3 +826,37 @@ def test_timm_weights_come_from_the_cache_first_and_offline_fails_at_once(smoke,
     fake_hub_cache(tmp_path / "hub", "timm/vit_small_patch16_224.dino", "model.safetensors", weights)
     vit = create_vit("vit_small_patch16_224.dino", "timm", 32, depth=1)
     assert torch.equal(vit.state_dict()["blocks.0.attn.qkv.weight"], weights["blocks.0.attn.qkv.weight"])
+
+
+def test_a_disk_that_fills_during_training_stops_with_the_last_checkpoint(smoke, tmp_path, capsys, monkeypatch):
+    import errno
+    import ssync_lib.checkpoint as checkpoint_module
+
+    real = checkpoint_module.save_checkpoint
+
+    def full_at_step_6(path, state):
+        if state["step"] == 6:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, state)
+    monkeypatch.setattr(checkpoint_module, "save_checkpoint", full_at_step_6)
+    capsys.readouterr()
+    assert main(["train", "--profile", "smoke", "--name", "full", "--no-progress", "--data-root", str(smoke["data"]),
+                 "--set", f"train.run_root={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: step 6: cannot write in {tmp_path / 'full'} (OSError: No space left on device); "
+                          f"the last checkpoint is {tmp_path / 'full' / 'last.pt'} (step 3)") and "--resume" in err
+    assert torch.load(tmp_path / "full" / "last.pt", weights_only=True)["step"] == 3
+
+
+def test_ctrl_c_message_of_other_commands_that_resume():
+    import argparse
+
+    from ssync_lib.__main__ import interrupted_message
+
+    args = argparse.Namespace(command="pretrain", resume=False)
+    text = interrupted_message(KeyboardInterrupt(), args, ["pretrain", "--profile", "cpu_movi"])
+    assert text == ("stopped by Ctrl-C\nfix: run it again, with --resume to continue from its last checkpoint if it "
+                    "wrote one: python -m ssync_lib pretrain --profile cpu_movi")
+    args = argparse.Namespace(command="evaluate")
+    assert interrupted_message(KeyboardInterrupt(), args, ["evaluate"]).endswith("run it again: python -m ssync_lib "
+                                                                                  "evaluate")
