@@ -1,7 +1,8 @@
 """movi-mini: a MOVi-style 3D level simulated and rendered here with PyBullet (issue 34).
 
-Every video is a MOVi-A/C-like scene: 3-4 objects (3-6 in version 1, `movi-mini-v1`) (primitives and ``pybullet_data``'s procedural meshes) of
-random scale, pose and colour, each with a texture made in code, some placed at rest on the floor and the rest
+Every video is a MOVi-A/C-like scene: 3-4 objects (3-6 in version 1, ``movi-mini-v1``; primitives and
+``pybullet_data``'s procedural meshes) of random scale, pose and colour, each with a texture made in code, some
+placed at rest on the floor and the rest
 tossed in with initial velocities; a low-contrast floor whose texture varies far more slowly than a patch; a
 camera at a random point of a hemisphere, looking at the scene, static over the video (MOVi-C); a random light
 direction with shadows. Bullet simulates 2 s at 240 Hz and its CPU renderer (``ER_TINY_RENDERER``) draws 24
