@@ -13,7 +13,7 @@ recorded with its error in the JSON and the next stage runs:
 2. ``train``: ``ssync_lib.train.train`` on the ``movi_c`` profile (random ViT-S/14 weights, batch 64 of 4-frame
    chunks) for each objective (baseline, dense alignment, SSync) and each variant (``fp32``, ``bf16`` =
    ``train.amp_bf16``, ``+compile`` = ``train.compile``): seconds per step after ``--timing-warmup`` steps (log.csv,
-   ``log_every=1``), the data-loader wait per step (the loop's ``epoch_loader`` wrapped while it runs), peak GPU
+   ``log_every=1``), the data-loader wait per step (the loop's ``training_batches`` wrapped while it runs), peak GPU
    memory, finite losses, first against last reconstruction loss. The objectives' losses are on from step 0
    (``ssync_warmup_frac``, ``dense_from_frac``, ``redundancy_until_frac`` = 0): the steps timed are those of their
    main phase.

@@ -174,3 +174,28 @@ def test_run_killed_at_a_random_step_resumes_bit_identical(tmp_path):
     assert read_metrics(run_root / "killed" / "metrics.json")["metrics"] == exactly(reference.metrics)
     resumed_log = pd.read_csv(run_root / "killed" / "log.csv").drop(columns="sec_per_step")
     pd.testing.assert_frame_equal(resumed_log, reference.history.drop(columns="sec_per_step"), check_exact=True)
+
+
+def test_load_trained_from_a_run_folder_or_a_file_with_overrides(tmp_path):
+    """The one loader: a run folder means its last.pt; weights equal the saved ones, eval mode, the overrides in
+    the config it returns; the objective's state too (dense alignment's projections); a mismatch names the keys."""
+    from ssync_lib.checkpoint import FORMAT, load_trained, save_checkpoint
+    from ssync_lib.models import create_model
+    from ssync_lib.objectives import build_objective
+
+    torch.manual_seed(0)
+    cfg = get_config("smoke", {"objective.name": "dense"})
+    model = create_model(cfg.model, cfg.data.input_size)
+    objective = build_objective(cfg.objective, model.feature_dim, cfg.model.slot_dim, cfg.train.max_steps)
+    path = save_checkpoint(tmp_path / "run" / "last.pt", {"format": FORMAT, "config": cfg.to_dict(), "step": 5,
+                                                          "model": model.state_dict(),
+                                                          "objective": objective.state_dict()})
+    trained = load_trained(tmp_path / "run", {"objective.w_dense_dec": 0.5})
+    assert trained.path == path and trained.step == 5 and trained.saved_config == cfg.to_dict()
+    assert trained.cfg.objective.w_dense_dec == 0.5 and not trained.model.training and not trained.objective.training
+    for saved, loaded in ((model, trained.model), (objective, trained.objective)):
+        assert saved.state_dict().keys() == loaded.state_dict().keys()
+        assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in saved.state_dict().items())
+    assert load_trained(path, objective=False).objective is None
+    with pytest.raises(CheckpointMismatchError, match="model.decoder_hidden"):
+        load_trained(path, {"model.decoder_hidden": 16})

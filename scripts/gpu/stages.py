@@ -51,23 +51,25 @@ def release(device: str) -> None:
 
 
 class LoaderWaits:
-    """While active, wraps the training loop's ``epoch_loader`` (a global of the module that defines ``train``):
-    `waits[i]` is how long the loop waited for the batch of step i + 1, `peaks[i]` torch's peak GPU memory (MB)
-    when it asked, i.e. over steps 1..i."""
+    """While active, wraps the training loop's batch source ``LOADER`` (a global of the module that defines
+    ``train``): `waits[i]` is how long the loop waited for the batch of step i + 1, `peaks[i]` torch's peak GPU
+    memory (MB) when it asked, i.e. over steps 1..i."""
+
+    LOADER = "training_batches"  # data.order's batches of every step, epoch after epoch (train and pretrain share it)
 
     def __init__(self, device: str):
         self.device, self.waits, self.peaks = device, [], []
         self.module = sys.modules[train.__module__]
 
     def __enter__(self) -> "LoaderWaits":
-        self.original = getattr(self.module, "epoch_loader", None)
+        self.original = getattr(self.module, self.LOADER, None)
         if self.original is not None:
-            self.module.epoch_loader = lambda *a, **k: self._timed(self.original(*a, **k))
+            setattr(self.module, self.LOADER, lambda *a, **k: self._timed(self.original(*a, **k)))
         return self
 
     def __exit__(self, *exc) -> None:
         if self.original is not None:
-            self.module.epoch_loader = self.original
+            setattr(self.module, self.LOADER, self.original)
 
     def _timed(self, loader):
         batches = iter(loader)
@@ -111,7 +113,7 @@ def step_figures(history: pd.DataFrame, waits: LoaderWaits, warmup: int, batch: 
                        data_wait_share=mean_wait / figures["sec_per_step_mean"])
     else:
         figures.update(data_wait_ms=None, data_wait_note=f"not measured: the loop did not call "
-                                                         f"{waits.module.__name__}.epoch_loader")
+                                                         f"{waits.module.__name__}.{waits.LOADER}")
     if waits.peaks:
         figures["peak_gpu_train_mb"] = waits.peaks[-1]
     return figures
