@@ -463,9 +463,12 @@ def test_a_partial_or_otherwise_configured_evaluation_writes_beside_the_runs_met
 
 
 @pytest.mark.parametrize("count", ["-1", "0"])
-def test_max_videos_below_one_is_refused(smoke, capsys, count):
-    err = refused(["evaluate", "--run", str(smoke["runs"] / "four"), "--max-videos", count], capsys, smoke["runs"])
-    assert f"--max-videos {count}: must be an integer >= 1" in err
+@pytest.mark.parametrize("out", [False, True])
+def test_max_videos_below_one_is_refused(smoke, tmp_path, capsys, count, out):
+    extra = ["--out", str(tmp_path / "F.json")] if out else []
+    err = refused(["evaluate", "--run", str(smoke["runs"] / "four"), "--max-videos", count, *extra], capsys,
+                  smoke["runs"], tmp_path)
+    assert f"--max-videos {count}: must be an integer >= 1" in err and not (tmp_path / "F.json").exists()
 
 
 @pytest.mark.parametrize("target,expected", [
@@ -821,6 +824,14 @@ def test_timm_weights_come_from_the_cache_first_and_offline_fails_at_once(smoke,
                   smoke["runs"])
     assert "pretrained weights for 'vit_small_patch16_224.dino' (Hugging Face hub 'timm/vit_small_patch16_224.dino') " \
            "are not available (HF_HUB_OFFLINE is set and they are not cached)" in err
+    import ssync_lib.models.encoder as encoder_module
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # online, but the hub cannot be reached
+    monkeypatch.setattr(encoder_module, "weights_host_reachable", lambda name: False)
+    err = refused(["train", "--profile", "smoke", "--name", "timm", *smoke["sets"], "model.weights=timm"], capsys,
+                  smoke["runs"])
+    assert "are not available (not cached, and Hugging Face hub 'timm/vit_small_patch16_224.dino' cannot be reached " \
+           "(no network?))" in err
     weights = real("vit_small_patch16_224.dino", pretrained=False, num_classes=0, img_size=32, depth=1).state_dict()
     weights = {k: torch.randn_like(v) for k, v in weights.items()}
     fake_hub_cache(tmp_path / "hub", "timm/vit_small_patch16_224.dino", "model.safetensors", weights)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Optional
@@ -147,6 +148,23 @@ def cached_weights(name: str) -> Path | None:
     return None
 
 
+def weights_host_reachable(name: str, timeout: float = 3.0) -> bool:
+    """Whether the host timm would download ``name``'s weights from answers a TCP connection within ``timeout``
+    seconds (the hub's endpoint, or the URL's host): a quick check before a download whose retries take a minute."""
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+    cfg = timm.models.get_pretrained_cfg(name)
+    url = constants.ENDPOINT if cfg is None or cfg.hf_hub_id else cfg.url
+    parsed = urlparse(url)
+    try:
+        socket.create_connection((parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80)),
+                                 timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
 def _not_available(name: str, why: str) -> MissingInputError:
     return MissingInputError(
         f"model.weights='timm': pretrained weights for '{name}' ({_weights_source(name)}) are not available "
@@ -168,6 +186,8 @@ def create_vit(name: str, weights: str, input_size: int, **backbone_kwargs) -> n
         cached = cached_weights(name)
         if cached is None and hub_offline():  # HF_HUB_OFFLINE: no download tried (and no minute of retries)
             raise _not_available(name, "HF_HUB_OFFLINE is set and they are not cached")
+        if cached is None and not weights_host_reachable(name):  # no network: say so at once, not after retries
+            raise _not_available(name, f"not cached, and {_weights_source(name)} cannot be reached (no network?)")
         try:
             if cached is not None:  # from the local cache, without asking the hub
                 vit = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(cached)}, **kwargs)
