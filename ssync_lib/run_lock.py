@@ -5,7 +5,7 @@ work, that a result can be written where it goes (``check_writable``).
         ...                     # train, write checkpoints, logs, metrics
 
 The lock is ``fcntl.flock`` on ``<run_dir>/.lock``, which holds the holder's PID and command line. The kernel
-releases a flock when its process ends, however it ends (exception, SIGTERM, SIGKILL, power cut of the process),
+releases a flock when its process ends, however it ends (an exception, SIGTERM, SIGKILL, a crash),
 so a lock left by a crash is stale and the next writer takes it. On release the file is removed; a taker checks
 that the file it locked is still the one at the path (a release may remove it in between), so two processes
 never both hold it. Where ``fcntl`` does not exist (Windows) the lock is a no-op.
@@ -25,6 +25,21 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
 LOCK_NAME = ".lock"
+
+
+def command_line() -> str:
+    """This process's command as typed: ``python -m ssync_lib train ...`` (``sys.argv[0]`` is the path of the
+    package's ``__main__.py`` under ``-m``)."""
+    argv = list(sys.argv) or [""]
+    script = Path(argv[0])
+    if script.name == "__main__.py":
+        package = [script.parent.name]
+        for folder in script.parent.parents:
+            if not (folder / "__init__.py").exists():
+                break
+            package.insert(0, folder.name)
+        argv[0:1] = ["-m", ".".join(package)]
+    return " ".join([Path(sys.executable).name, *argv])
 
 
 def holder(run_dir: str | Path) -> str:
@@ -64,7 +79,7 @@ class RunLock:
     def __init__(self, run_dir: str | Path, command: str | None = None):
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / LOCK_NAME
-        self.command = command if command is not None else " ".join([Path(sys.executable).name, *sys.argv])
+        self.command = command if command is not None else command_line()
         self.fd: int | None = None
         self.created = False
 

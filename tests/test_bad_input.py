@@ -871,3 +871,36 @@ def test_ctrl_c_message_of_other_commands_that_resume():
     args = argparse.Namespace(command="evaluate")
     assert interrupted_message(KeyboardInterrupt(), args, ["evaluate"]).endswith("run it again: python -m ssync_lib "
                                                                                   "evaluate")
+
+
+def test_two_real_trainings_of_one_run_at_once_one_is_refused(smoke, tmp_path, capsys):
+    """The issue's case itself: a training runs (a child process); the same command, and a --resume, started while
+    it runs are refused with its PID and command; the first trains on undisturbed and its files are its own."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    argv = ["train", "--profile", "smoke", "--name", "twice", "--no-progress", "--data-root", str(smoke["data"]),
+            "--set", f"train.run_root={tmp_path}", "max_steps=400", "ckpt_every=50", "log_every=1"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(project_root()))
+    child = subprocess.Popen([sys.executable, "-m", "ssync_lib", *argv], env=env, cwd=project_root(),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = tmp_path / "twice"
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "log.csv").exists() and time.monotonic() < deadline:  # it holds the lock and trains
+            time.sleep(0.2)
+        assert (run / "log.csv").exists() and child.poll() is None
+        for extra in ([], ["--resume"]):
+            capsys.readouterr()
+            assert main([*argv, *extra]) == 2
+            err = capsys.readouterr().err
+            assert f"run folder {run} is in use by another process: PID {child.pid}: " in err
+            assert "-m ssync_lib train --profile smoke --name twice" in err
+        assert child.poll() is None  # still training, undisturbed
+    finally:
+        child.kill()
+        child.wait()
+    steps = [int(line.split(",")[0]) for line in (run / "log.csv").read_text().splitlines()[1:]]
+    assert steps == sorted(set(steps))  # one writer: no step twice, none going backwards
