@@ -103,7 +103,7 @@ class Interrupted(KeyboardInterrupt):
         return self.message + (f"\nfix: {self.fix}" if self.fix else "")
 
 
-class RunFolderError(UserInputError, PermissionError):
+class RunFolderError(UserInputError, OSError):
     """A run folder or output path cannot be written (read-only, not this user's, full disk)."""
 
     default_fix = "make the folder writable, free some space, or write elsewhere"
