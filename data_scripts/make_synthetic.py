@@ -15,12 +15,15 @@ data/smoke -> data/smoke-synth-hard.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 from ssync_lib.config import get_config, resolve_path
 from ssync_lib.data import movi_mini
 from ssync_lib.data.synthetic import generate_from_config
+from ssync_lib.errors import UserInputError
+from ssync_lib.run_lock import check_writable
 
 
 def default_root(root: str, profile_level: str, level: str) -> str:
@@ -31,7 +34,21 @@ def default_root(root: str, profile_level: str, level: str) -> str:
     return str(path.parent / level) if path.name == profile_level else f"{root}-{level}"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
+    """Generate (or reuse) the data; bad input (a profile, a key, an unwritable or foreign folder) prints one
+    message, exit 2 (``--traceback`` raises it)."""
+    traceback = "--traceback" in (sys.argv[1:] if argv is None else argv)
+    try:
+        generate_data(argv)
+    except (UserInputError, FileExistsError) as err:  # FileExistsError: a folder of another data set
+        if traceback:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def generate_data(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="cpu", help="config profile (smoke, cpu, ...)")
     parser.add_argument("--level", default=None, help="synthetic level (default: the profile's)")
@@ -40,7 +57,8 @@ def main() -> None:
     parser.add_argument("--force", action="store_true", help="regenerate even if meta.json matches")
     parser.add_argument("--num-test", type=int, default=250, help="movi-mini: held-out test videos")
     parser.add_argument("overrides", nargs="*", help="config overrides key=value")
-    args = parser.parse_args()
+    parser.add_argument("--traceback", action="store_true", help="show the full traceback of an error")
+    args = parser.parse_args(argv)
     cfg = get_config(args.profile, args.overrides)
     if args.level is not None:
         cfg.data.root = default_root(cfg.data.root, cfg.data.level, args.level)
@@ -48,6 +66,7 @@ def main() -> None:
     if args.root is not None:
         cfg.data.root = args.root
     root = resolve_path(cfg.data.root)
+    check_writable(root / "meta.json", elsewhere="--root PATH")  # before the work
     start = time.perf_counter()
     d = cfg.data
     what = f"{d.level}: {d.num_train} train + {d.num_val} val videos, {d.num_frames} frames of {d.resolution} px"
@@ -64,4 +83,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    status = main()
+    if status:  # 0 returns normally (the tests run this file with runpy)
+        sys.exit(status)

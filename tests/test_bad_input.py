@@ -904,3 +904,25 @@ def test_two_real_trainings_of_one_run_at_once_one_is_refused(smoke, tmp_path, c
         child.wait()
     steps = [int(line.split(",")[0]) for line in (run / "log.csv").read_text().splitlines()[1:]]
     assert steps == sorted(set(steps))  # one writer: no step twice, none going backwards
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["--profile", "nope"], "unknown profile 'nope'"),
+    (["--profile", "smoke", "data.num_slot=3"], "unknown config key 'data.num_slot'"),
+    (["--profile", "smoke", "--root", "W/afile/data"], "cannot write W/afile/data/meta.json: W/afile is a file"),
+    (["--profile", "smoke", "--root", "W/foreign"], "holds train/ or val/ but no synthetic meta.json"),
+])
+def test_make_synthetic_answers_bad_input_with_one_message(tmp_path, capsys, monkeypatch, argv, expected):
+    import runpy
+    import sys
+
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "foreign" / "train").mkdir(parents=True)
+    argv = [a.replace("W/", f"{tmp_path}/") for a in argv]
+    monkeypatch.setattr(sys, "argv", ["make_synthetic.py", *argv, "--workers", "1"])
+    before = hashes(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(project_root() / "data_scripts" / "make_synthetic.py"), run_name="__main__")
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith("error: ") and "Traceback" not in err
+    assert expected.replace("W/", f"{tmp_path}/") in err and hashes(tmp_path) == before
