@@ -161,7 +161,11 @@ def run_pretrain(args: argparse.Namespace) -> int:
     cfg = get_pretrain_config(args.profile, overrides)
     run_dir = resolve_path(cfg.train.run_root) / cfg.run_name
     if args.export is not None:
-        print(f"wrote {export_weights(run_dir, out=args.export or None)}")
+        from ssync_lib.pretrain.features import curves_figure
+
+        weights = export_weights(run_dir, out=args.export or None)
+        curves = curves_figure(run_dir / "log.csv", weights.with_name(weights.stem + "-curves.png"))
+        print(f"wrote {weights}, {weights.with_suffix('.json')} and {curves}")
         return 0
     result = pretrain(cfg, resume=args.resume, progress=not args.no_progress,
                       allow_config_change=args.allow_config_change)

@@ -314,3 +314,16 @@ def test_features_command_writes_the_table_and_figures(base_run, smoke, tmp_path
     level = os.path.basename(smoke["data.root"])
     assert (out / f"attention-{level}.png").stat().st_size > 0 and (out / f"pca-{level}.png").stat().st_size > 0
     assert "pretrained: block 1" in capsys.readouterr().out
+
+
+def test_export_writes_weights_json_and_curves_from_last_pt(base_run, smoke, tmp_path, capsys):
+    out = tmp_path / "shipped" / "vit-smoke.safetensors"
+    assert main(["pretrain", "--profile", "smoke", "--name", "base", "--export", str(out), "--set",
+                 *[f"{k}={v}" for k, v in smoke.items()]]) == 0
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["step"] == 6 and meta["model.weights"] == str(out) and meta["model.feature_layer"] == "last"
+    assert out.with_name("vit-smoke-curves.png").stat().st_size > 0
+    images = torch.randn(1, 3, 32, 32)
+    torch.testing.assert_close(pretrained_encoder(out)(images),
+                               pretrained_encoder(base_run.run_dir / "vit.safetensors")(images))
+    assert str(out) in capsys.readouterr().out

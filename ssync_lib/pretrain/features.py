@@ -22,6 +22,7 @@ the k-means labels and the ground truth).
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -206,6 +207,33 @@ def pca_figure(weights: str | Path, data, level: str, path: Path) -> Path:
             if i == 0:
                 ax.set_title(title, fontsize=8)
     fig.suptitle(f"{level}: last block's patch features ({Path(weights).name})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def curves_figure(log_csv: str | Path, path: Path) -> Path:
+    """A pretraining run's curves from its log.csv: the two losses, the teacher's entropies against log K, its
+    batch mutual information (collapse: -> 0) and KL(teacher || student), per head."""
+    import matplotlib.pyplot as plt
+
+    log = pd.read_csv(log_csv)
+    meta = json.loads((Path(log_csv).parent / "config.json").read_text())["dino"]
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3))
+    panels = [("loss", ["dino", "ibot"]), ("teacher entropy (nats)", ["teacher_entropy", "teacher_entropy_patch"]),
+              ("teacher batch mutual information (nats)", ["teacher_mi", "teacher_mi_patch"]),
+              ("KL(teacher || student) (nats)", ["kl", "kl_patch"])]
+    for ax, (title, columns) in zip(axes, panels):
+        for column, label in zip(columns, ["CLS (DINO)", "patch (iBOT)"]):
+            ax.plot(log["step"], log[column], label=label)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("step")
+    for k, style in ((meta["out_dim"], "--"), (meta["patch_out_dim"], ":")):
+        axes[1].axhline(math.log(k), color="grey", linestyle=style, linewidth=0.8)
+    axes[1].text(0.02, 0.02, f"grey: log K = {math.log(meta['out_dim']):.2f} (uniform)", transform=axes[1].transAxes,
+                 fontsize=7)
+    axes[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
