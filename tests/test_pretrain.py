@@ -277,6 +277,9 @@ def test_bad_input_gets_one_message(smoke, tmp_path, capsys, base_run):
     assert main(["pretrain", "--profile", "smoke", "--name", "base", "--resume", "--set",
                  *[f"{k}={v}" for k, v in smoke.items()], "dino.out_dim=32"]) == 2
     assert "dino.out_dim: 64 -> 32" in capsys.readouterr().err
+    with pytest.warns(UserWarning, match="train.max_steps: 6 -> 4"):  # allowed: a warning, and nothing to do
+        pretrain(_cfg(smoke, **{"train.name": "base", "train.max_steps": 4}), resume=True, progress=False,
+                 allow_config_change=True)
 
 
 # ----------------------------------------------------------------------------- feature quality

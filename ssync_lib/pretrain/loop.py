@@ -25,6 +25,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -331,8 +332,11 @@ def check_pretrain_change(saved: dict, cfg: PretrainConfig, path: Path, allow: b
     def relevant(d):
         return {s: {k: v for k, v in d.get(s, {}).items() if k not in FREE_KEYS.get(s, ())} for s in cfg.SECTIONS}
     diffs = config_differences(relevant(saved), relevant(cfg.to_dict()))
-    if diffs and not allow:
-        listing = "\n  ".join(diffs)
+    listing = "\n  ".join(diffs)
+    if diffs and allow:
+        warnings.warn(f"resume {path} with a config that differs (checkpoint -> requested, allowed by "
+                      f"--allow-config-change):\n  {listing}")
+    elif diffs:
         raise ConfigChangeError(f"cannot resume {path}: the requested config changes what the run computes "
                                 f"(checkpoint -> requested):\n  {listing}\nnothing was written",
                                 fix="drop these overrides, start a new run (--name NEW), or pass "
