@@ -116,8 +116,10 @@ def plain_value(key: str, value: float) -> str:
 
 
 def headline(number: str, metrics: dict) -> list[tuple[str, str]]:
-    """The notebook's headline numbers as (plain label, value) pairs: its listed keys, else its first six."""
-    keys = [k for k in HEADLINE_KEYS.get(number, []) if k in metrics] or sorted(metrics)[:6]
+    """The notebook's headline numbers as (plain label, value) pairs: its listed keys, else its first six (SSync's
+    first; notebook 05's keys depend on the slot counts a profile can afford)."""
+    keys = ([k for k in HEADLINE_KEYS.get(number, []) if k in metrics]
+            or sorted(metrics, key=lambda k: (not k.startswith("ssync/"), k))[:6])  # SSync's first
     return [(plain_label(k), plain_value(k, metrics[k])) for k in keys]
 
 

@@ -135,3 +135,24 @@ def test_variant_rows_relabels_each_ablation_after_the_first_folders_baselines(t
     assert "| baseline | 11 | 2 | 35.0 ± 5.0 |" in table and "| only interiors | 11 | 1 | 50.0 |" in table
     with pytest.raises(MissingInputError, match="'gone'.*summary.csv"):
         variant_rows({"ssync": tmp_path / "full", "gone": tmp_path / "nowhere"}, slots=11)
+
+
+def test_plain_names_branch_points_and_live_comparison():
+    from ssync_lib.lab.experiment import branch_points, compare_runs, plain_name
+
+    summary = pd.DataFrame([
+        {"run": "baseline-s5-seed0", "objective": "baseline", "slots": 5, "seed": 0, "branched_from": None,
+         "decoder/video/fg_ari": 0.6, "decoder/video/mbo": 0.3, "premises/interior/decoder_merged_acc": 0.7},
+        {"run": "ssync-s5-seed0", "objective": "ssync", "slots": 5, "seed": 0, "branched_from": None,
+         "decoder/video/fg_ari": 0.4, "decoder/video/mbo": 0.4, "premises/interior/decoder_merged_acc": 0.9},
+        {"run": "ssync-s5-seed1", "objective": "ssync", "slots": 5, "seed": 1,
+         "branched_from": "/x/runs/baseline-s5-seed1/step-0002400.pt", "decoder/video/fg_ari": 0.5,
+         "decoder/video/mbo": 0.5, "premises/interior/decoder_merged_acc": 0.8}])
+    table = markdown_table(summary, ["decoder/video/fg_ari", "premises/interior/decoder_merged_acc"], plain=True)
+    assert table.splitlines()[0] == "| objective | slots | seeds | decoder FG-ARI | interior: decoder accuracy |"
+    assert "premises/" not in table and "decoder fg_ari" in markdown_table(summary, ["decoder/video/fg_ari"])
+    assert plain_name("teaching/boundary/teacher_right_pct") == "boundary: teacher right"
+    assert branch_points(summary).to_dict() == {"ssync-s5-seed0": None, "ssync-s5-seed1": 2400}
+    live = summary.iloc[[1]].assign(**{"decoder/video/fg_ari": 0.41})
+    assert compare_runs(live, summary, seed=0).splitlines()[2] == "| ssync | 5 | 41.0 | 40.0 | 40.0 | 40.0 |"
+    assert compare_runs(live, summary, seed=2).startswith("No committed run")

@@ -41,3 +41,43 @@ def test_find_failures_on_a_hand_built_clip():
 def test_find_failures_is_silent_on_a_perfect_map():
     masks = _clip()
     assert find_failures(masks, masks) == []
+
+
+def test_describe_switch_on_reads_the_logged_values():
+    import pandas as pd
+
+    from ssync_lib.lab.notebook import describe_switch_on
+
+    history = pd.DataFrame({"step": [0, 50, 100, 150, 200], "dense_dec": [0.0, 0.0, 1.0, 0.9, 0.8],
+                            "other": [0.0] * 5})
+    assert describe_switch_on(history, ["dense_dec", "other"], window=1) == (
+        "dense_dec: on from step 100; 1.00 just after, 0.80 at the end (-20%); other: never on.")
+
+
+def test_describe_failures_and_curves():
+    import pandas as pd
+
+    from ssync_lib.lab.notebook import describe_curves, describe_failures
+
+    masks = torch.zeros(2, 4, 4, dtype=torch.long)
+    masks[:, :2, :2] = 1  # object 1 top left
+    labels = torch.zeros(2, 4, 4, dtype=torch.long)  # everything in slot 0: object 1 shares the background's slot
+    assert describe_failures(masks, labels, {1: "red"}) == "the red object shares the background's slot (slots [0], frames [0, 1])"
+    labels[:, :2, :2] = 3
+    assert describe_failures(masks, labels) == "every object keeps a slot of its own in every frame"
+    evals = pd.DataFrame({"step": [2000, 2000, 4000, 4000], "objective": ["baseline", "ssync"] * 2,
+                          "fg": [0.4, 0.4, 0.5, 0.3]})
+    assert describe_curves(evals, "fg", mark_step=2400) == (
+        "at step 2,000 (before step 2,400): baseline 40.0, ssync 40.0; at step 4,000: baseline 50.0, ssync 30.0.")
+
+
+def test_describe_background_share_averages_each_slot_over_background_patches():
+    from ssync_lib.lab.notebook import describe_background_share
+
+    masks = torch.zeros(1, 4, 4, dtype=torch.long)
+    masks[0, :2, :2] = 1  # one object patch of a 2x2 grid, three background patches
+    maps = torch.zeros(1, 2, 2, 2)
+    maps[0, 0] = torch.tensor([[1.0, 0.2], [0.4, 0.6]])  # slot 0: the object and 40 % of the background
+    maps[0, 1] = 1 - maps[0, 0]
+    text = describe_background_share({"decoder": maps}, masks)
+    assert "the decoder map gives its slots 40 %, 60 % of each background patch on average (slots 0-1; slot 1 the most)" in text

@@ -7,6 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+import seaborn as sns
 from matplotlib.colors import to_hex
 import torch
 
@@ -82,7 +83,10 @@ def test_frame_and_map_plots_render(clip):
     assert len(fig.axes) == 4 * len(viz.frame_indices(T))
     _pixels(fig)
     _pixels(viz.plot_pca(frames, torch.randn(T, h * w, D), (h, w)))
-    _pixels(viz.plot_slot_maps(frames, {"attention": attn, "decoder": attn}, t=1))
+    fig = viz.plot_slot_maps(frames, {"attention": attn, "decoder": attn}, t=1)
+    bars = [ax for ax in fig.axes if ax.get_ylabel() == "the slot's share of the patch"]
+    assert len(bars) == 1 and bars[0].get_ylim() == (0.0, 1.0)  # the colour bar says what white means
+    _pixels(fig)
 
 
 def test_ssync_plots_render(clip):
@@ -106,6 +110,12 @@ def test_patch_sets_render_and_check_frames(clip):
     _pixels(fig)
     with pytest.raises(ValueError, match="covers 2 frames"):
         viz.plot_patch_sets(frames, {"A": sets["A"][:2]}, anchor=(0, 0, 0))
+    # coloured by slot: a set of slot 3's patches in slot 3's colour, a set that is no slot's in white (on black frames)
+    black = torch.zeros_like(torch.as_tensor(frames))
+    every = torch.ones(T, h, w, dtype=torch.bool)
+    fig = viz.plot_patch_sets(black, {"A": every, "K": every}, anchor=(0, 1, 2), slots={"A": 3, "K": None})
+    row_a, row_k = (fig.axes[i * T].get_images()[0].get_array() for i in (0, 1))
+    assert np.allclose(row_a[0, 0], 0.65 * viz.slot_colors(4)[3]) and np.allclose(row_k[0, 0], 0.65)
 
 
 def test_explorer_static_and_interactive(clip):
@@ -153,6 +163,11 @@ def test_curve_and_table_plots_render():
     fig = viz.plot_slot_sweep(sweep, paper=viz.PAPER_SLOT_ROBUSTNESS)
     assert len(fig.axes) == 4  # here and the paper, FG-ARI and mBO
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["baseline", "dense", "ssync"]
+    assert [t.get_text() for t in fig.axes[2].get_legend().get_texts()] == ["baseline", "dense", "ssync"]  # paper's
+    assert fig.axes[0].get_xlim() == fig.axes[2].get_xlim()  # one slot axis for here and the paper (3-15)
+    assert list(fig.axes[0].get_xticks()) == [3, 4, 5, 7, 11, 15]
+    here = fig.axes[0].get_lines()[0].get_ydata()  # the sweep's fractions drawn in %, as the paper's
+    assert max(here) == pytest.approx(50.0) and fig.axes[0].get_ylabel() == fig.axes[2].get_ylabel() == "FG-ARI (%)"
     _pixels(fig)
     with pytest.raises(KeyError, match="slots"):
         viz.plot_slot_sweep(sweep.drop(columns="slots"))
@@ -300,3 +315,44 @@ def test_pca_rgb_with_a_reference_uses_its_basis():
     np.testing.assert_allclose(viz.pca_rgb(feats, (h, w), reference=feats), viz.pca_rgb(feats, (h, w)))
     shifted = viz.pca_rgb(feats + 100.0, (h, w), reference=feats)
     assert shifted.min() >= 0 and shifted.max() <= 1  # outside the reference's range: clipped
+
+
+def _premise_rows() -> pd.DataFrame:
+    cols = {f"premises/{w}/{m}_merged_acc": 0.5 + 0.1 * (m == "decoder") for w in ("interior", "boundary")
+            for m in ("encoder", "decoder")}
+    cols |= {f"teaching/{w}/{who}_right_pct": 10.0 + 5 * (who == "teacher") for w in ("interior", "boundary")
+             for who in ("teacher", "student")}
+    return pd.DataFrame([{"slots": s, "seed": seed, "sweep": "x", "objective": "baseline", **cols}
+                         for s in (4, 8) for seed in range(1 + (s == 8))])
+
+
+def test_premise_figures_one_panel_per_patch_set_with_their_legends():
+    from ssync_lib.lab.claims import premise_accuracy, premise_teaching
+
+    fig = viz.plot_premise_accuracy(premise_accuracy(_premise_rows()), title="test")
+    assert [ax.get_title() for ax in fig.axes] == ["interior patches (inside objects)", "boundary patches (object edges)"]
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["encoder", "decoder"]
+    assert "1-2 seeds per slot count" in fig._suptitle.get_text()
+    decoder = fig.axes[0].get_lines()[1].get_ydata()
+    assert list(decoder) == pytest.approx([60.0, 60.0])  # in %
+    _pixels(fig)
+    fig = viz.plot_premise_teaching(premise_teaching(_premise_rows()))
+    assert [ax.get_title() for ax in fig.axes] == ["interior set: the decoder teaches", "boundary set: the encoder teaches"]
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["teacher right, student wrong",
+                                                                             "student right, teacher wrong"]
+    assert sorted(round(p.get_height(), 6) for p in fig.axes[0].patches if p.get_height() > 0) == [10.0, 10.0, 15.0, 15.0]
+    _pixels(fig)
+
+
+def test_sweep_metric_wraps_panels_and_marks_the_branch_step():
+    evals = pd.DataFrame([{"objective": o, "slots": s, "seed": 0, "step": step, "fg": 0.5}
+                          for o in ("baseline", "ssync") for s in (4, 5, 7, 11) for step in (2000, 4000)])
+    fig = viz.plot_sweep_metric(evals, "fg", "FG-ARI", wrap=3, mark_step=2400)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in visible] == ["4 slots", "5 slots", "7 slots", "11 slots"]
+    assert len(fig.axes) == 6 and fig.get_size_inches()[0] <= 12.5  # two rows of three, not one wide row
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["baseline", "ssync", "step 2,400"]
+    colours = {t.get_text(): to_hex(h.get_color()) for t, h in zip(fig.legends[0].get_texts(), fig.legends[0].legend_handles)}
+    assert colours["ssync"] == to_hex(sns.color_palette()[2])  # SSync's colour even without dense alignment
+    assert any(list(line.get_xdata()) == [2400, 2400] for line in visible[0].get_lines())
+    _pixels(fig)

@@ -8,7 +8,9 @@ count are named.
 
 The claims (method notes §4): 1. SSync decomposes better than the baseline and dense alignment; 2. it is robust
 to the slot count where the others degrade (MOVi-C, 7 to 15 slots: ``PAPER_SLOT_ROBUSTNESS``); 3. its cost is
-linear in the number of patches (measured by the benchmarks, not by a sweep).
+linear in the number of patches (measured by the benchmarks, not by a sweep: ``bench.alignment.cost_claim``).
+``headline_claims`` states claims 1 and 2 in one sentence each; ``premise_accuracy`` / ``premise_teaching`` and their
+``read_*`` sentences state SSync's premises, measured on the baselines (``ssync_lib.diagnostics``).
 """
 from __future__ import annotations
 
@@ -93,4 +95,143 @@ def state_claims(summary: pd.DataFrame, maps: tuple[str, ...] = ("decoder", "att
             f"slots, in points:\n\n" + "\n".join(claim2)
             + f"\n\n(The paper, decoder FG-ARI from 7 to 15 slots on MOVi-C: {paper}.)\n\n"
             "**3. SSync costs linearly in the number of patches**: measured by the benchmarks, not by a sweep "
-            "(README, section Benchmarks; notebook 04).")
+            "(`cost_claim` on results/bench/alignment.csv; docs/benchmarks.md; notebook 03).")
+
+
+# ----------------------------------------------------------------------------- one sentence per claim (notebook 05)
+
+WHO = {"baseline": "the baseline's", "dense": "dense alignment's", "ssync": "SSync's"}
+
+
+def headline_claims(summary: pd.DataFrame, low: int = 7) -> list[str]:
+    """Claims 1 and 2 in one markdown sentence each (decoder masks, video level, means over seeds, %); the per-map,
+    per-count detail is ``state_claims``. Claim 1: the slot counts where SSync has the highest FG-ARI and mBO,
+    quoted where its mBO lead is largest. Claim 2: each objective's FG-ARI change from ``low`` slots (7, the
+    paper's range, when the sweep reaches beyond it; else its lowest count) to its highest count, beside the paper's."""
+    stats = {key: cell_stats(summary, f"decoder/video/{key}") for key in METRICS.values()}
+    fg, mbo = (stats[key]["mean"].unstack("objective") for key in ("fg_ari", "mbo"))
+    counts = [k for k in fg.index if "ssync" in fg.columns and pd.notna(fg.loc[k, "ssync"]) and fg.loc[k].count() > 1]
+    if not counts:
+        return ["SSync and another objective were not both run at any slot count of this sweep."]
+    others = [o for o in OBJECTIVES if o != "ssync" and o in fg.columns]
+    ahead = {name: [k for k in counts if t.loc[k, "ssync"] > t.loc[k, others].max()]
+             for name, t in (("FG-ARI", fg), ("mBO", mbo))}
+    verdict = ("yes" if all(len(ks) == len(counts) for ks in ahead.values())
+               else "in part" if any(ahead.values()) else "no")
+
+    def where(ks: list[int]) -> str:
+        return f"at {', '.join(map(str, ks))} slots" if ks else "at no slot count"
+
+    k = max(counts, key=lambda k: mbo.loc[k, "ssync"] - mbo.loc[k, others].max())  # SSync's best count on mBO
+
+    def quote(table: pd.DataFrame, metric: str) -> str:
+        rivals = " and ".join(f"{WHO[o]} {table.loc[k, o]:.1f}" for o in others if pd.notna(table.loc[k, o]))
+        return f"{metric} {table.loc[k, 'ssync']:.1f} against {rivals}"
+
+    claim1 = (f"**1. SSync decomposes better: {verdict}.** Its decoder FG-ARI is the highest {where(ahead['FG-ARI'])}, "
+              f"its mBO {where(ahead['mBO'])} (at {k} slots {quote(mbo, 'mBO')}; {quote(fg, 'FG-ARI')}).")
+    low = low if low in counts and counts[-1] > low else counts[0]
+    high = counts[-1]
+    ran = [o for o in OBJECTIVES if o in fg.columns and pd.notna(fg.loc[low, o]) and pd.notna(fg.loc[high, o])]
+    change = {o: fg.loc[high, o] - fg.loc[low, o] for o in ran}
+    if low == high or len(ran) < 2 or "ssync" not in ran:
+        return [claim1, f"**2. SSync is robust to the slot count:** not measurable here (no two objectives at two "
+                        f"slot counts)."]
+    spread = stats["fg_ari"]["std"].unstack("objective").loc[high, ran].max()
+    paper = paper_change(low, high) if {low, high} <= set(PAPER_SLOT_ROBUSTNESS["slots"]) else {}
+    best = max(change, key=change.get) == "ssync"
+    claim2 = (f"**2. SSync is robust to the slot count: {'yes, in direction' if best else 'no'}.** From {low} to "
+              f"{high} slots its decoder FG-ARI changes by {change['ssync']:+.1f} points, "
+              + ", ".join(f"{WHO[o]} by {change[o]:+.1f}" for o in ran if o != "ssync")
+              + (f" (seeds' spread at {high} slots: up to {spread:.1f})" if spread > 0 else "")
+              + ("; the paper, on MOVi-C: " + ", ".join(f"{WHO[o][:-2]} {d:+.1f}" for o, d in paper.items())
+                 if paper else "") + ".")
+    return [claim1, claim2]
+
+
+# ----------------------------------------------------------------------------- SSync's premises (notebook 05)
+
+PATCHES = {"interior": "inside objects", "boundary": "at object boundaries"}
+TEACHER = {"interior": "decoder", "boundary": "encoder"}  # §4: the decoder teaches inside, the encoder at edges
+
+
+def premise_accuracy(rows: pd.DataFrame) -> pd.DataFrame:
+    """Long table of the merged labels' accuracy (%) against each patch's object, one row per run of ``rows``
+    (baseline runs that carry the premise diagnostics: ``experiment.premise_rows``), patch set and map: columns
+    slots, seed, sweep, patches (``interior`` / ``boundary``: ground-truth patches inside objects / on their
+    edges), labels (``encoder`` / ``decoder``), accuracy."""
+    return pd.concat([rows[["slots", "seed", "sweep"]].assign(
+        patches=where, labels=maps, accuracy=100 * rows[f"premises/{where}/{maps}_merged_acc"])
+        for where in PATCHES for maps in ("encoder", "decoder")], ignore_index=True)
+
+
+def premise_teaching(rows: pd.DataFrame) -> pd.DataFrame:
+    """Long table of who is right where SSync's teacher and student disagree, on its own interior set (the decoder
+    teaches) and boundary set (the encoder teaches), one row per run, set and side: columns slots, seed, sweep,
+    patches, who (``teacher``: the teacher right and the student wrong; ``student``: the reverse), pct (% of the
+    set's patches)."""
+    return pd.concat([rows[["slots", "seed", "sweep"]].assign(
+        patches=where, who=who, pct=rows[f"teaching/{where}/{who}_right_pct"])
+        for where in PATCHES for who in ("teacher", "student")], ignore_index=True)
+
+
+def _span(values: pd.Series, unit: str) -> str:
+    low, high = values.min(), values.max()
+    return f"{low:.1f}{unit}" if f"{low:.1f}" == f"{high:.1f}" else f"{low:.1f}-{high:.1f}{unit}"
+
+
+def read_premise_accuracy(rows: pd.DataFrame) -> list[str]:
+    """Three sentences on ``premise_accuracy`` (means over seeds): at how many slot counts the decoder's labels are
+    the more accurate inside objects, the encoder's at boundaries (SSync's premise, §4), and the verdict."""
+    means = premise_accuracy(rows).groupby(["patches", "slots", "labels"])["accuracy"].mean().unstack("labels")
+    inside = means.loc["interior", "decoder"] - means.loc["interior", "encoder"]  # points, per slot count
+    edge = means.loc["boundary", "encoder"] - means.loc["boundary", "decoder"]
+    n = len(inside)
+    k_in, k_edge = inside.idxmax(), edge.idxmax()
+    first = (f"Inside objects the decoder's labels are the more accurate at {(inside > 0).sum()} of {n} slot counts"
+             + (f", by {_span(inside[inside > 0], ' points')}" if (inside > 0).any() else "")
+             + f" (at {k_in} slots {means.loc[('interior', k_in), 'decoder']:.1f}% against the encoder's "
+             f"{means.loc[('interior', k_in), 'encoder']:.1f}%).")
+    second = (f"At boundaries the encoder's labels are the more accurate at {(edge > 0).sum()} of {n} slot counts, "
+              f"the difference ranging from {edge.min():+.1f} to {edge.max():+.1f} points (at {k_edge} slots "
+              f"{means.loc[('boundary', k_edge), 'encoder']:.1f}% against the decoder's "
+              f"{means.loc[('boundary', k_edge), 'decoder']:.1f}%).")
+    share = {"inside objects": (inside > 0).mean(), "at boundaries": (edge > 0).mean()}  # of the slot counts
+    holds = [w for w, s in share.items() if s == 1]
+    if len(holds) == 2:
+        third = ("So both halves of SSync's premise hold at every slot count: each map teaches where it is the "
+                 "better one.")
+    elif not holds:
+        third = "So neither half of SSync's premise holds at every slot count here."
+    else:
+        other = next(w for w in share if w not in holds)
+        third = (f"So the premise holds {holds[0]} at every slot count and "
+                 + ("fails" if share[other] <= 0.5 else "holds only in part") + f" {other}.")
+    return [first, second, third]
+
+
+def read_premise_teaching(rows: pd.DataFrame) -> list[str]:
+    """Three sentences on ``premise_teaching`` (means over seeds): on SSync's interior and boundary sets, at how
+    many slot counts the teacher is right more often than the student where the two disagree, and the verdict."""
+    means = premise_teaching(rows).groupby(["patches", "slots", "who"])["pct"].mean().unstack("who")
+    sentences, good = [], {}
+    for where in PATCHES:
+        m = means.loc[where]
+        ahead = m["teacher"] > m["student"]
+        good[where] = ahead.all()
+        ratio = (m["teacher"] / m["student"]).where(ahead, m["student"] / m["teacher"])
+        k = m.index.max()
+        sentences.append(
+            f"On SSync's {where} set, where the {TEACHER[where]} teaches and the two disagree, the teacher is right "
+            f"(and the student wrong) more often than the reverse at {ahead.sum()} of {len(m)} slot counts"
+            + (f" ({_span(ratio[ahead], 'x')} as often)" if ahead.any() else "")
+            + (f" and the student more often at {(~ahead).sum()} ({_span(ratio[~ahead], 'x')})" if (~ahead).any()
+               else "") + f"; at {k} slots {m.loc[k, 'teacher']:.1f}% of the set's patches against "
+            f"{m.loc[k, 'student']:.1f}%.")
+    sentences.append("So on both sets the teaching mostly corrects the student." if all(good.values()) else
+                     "So on both sets, where the two disagree, the teacher is more often the wrong one."
+                     if not any(good.values()) else
+                     f"So on the {next(w for w in good if good[w])} set the teaching mostly corrects the student, "
+                     f"while on the {next(w for w in good if not good[w])} set, where the two disagree, the teacher "
+                     "is more often the wrong one.")
+    return sentences

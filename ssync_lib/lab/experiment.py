@@ -210,6 +210,56 @@ def summarise(folder: Path) -> pd.DataFrame:
     return summary
 
 
+# Plain words for the summary's columns in tables a reader sees (markdown_table(..., plain=True)); the raw key
+# otherwise. Metrics and shares in %.
+PLAIN_NAMES = {
+    "decoder/video/fg_ari": "decoder FG-ARI", "decoder/video/mbo": "decoder mBO", "decoder/video/miou": "decoder mIoU",
+    "attention/video/fg_ari": "attention FG-ARI", "attention/video/mbo": "attention mBO",
+    "attention/video/miou": "attention mIoU",
+    "decoder/video/objects_lost": "objects lost to the background slot",
+    "decoder/video/objects_shared": "objects sharing a slot",
+    "pseudo_labels/agreement_pct": "maps agree", "pseudo_labels/merged_slots": "merged slots per clip",
+    "merge_audit/pairs": "merged pairs per window", "merge_audit/object_split": "merges within one object",
+    "merge_audit/object_background": "merges of an object with a background slot",
+    "merge_audit/two_objects": "merges of two objects",
+    **{f"premises/{where}/{maps}_merged_{score}": f"{where}: {maps} {name}" for where in ("interior", "boundary")
+       for maps in ("encoder", "decoder") for score, name in (("acc", "accuracy"), ("fg_ari", "FG-ARI"))},
+    **{f"teaching/{where}/{who}_right_pct": f"{where}: {who} right" for where in ("interior", "boundary")
+       for who in ("teacher", "student")},
+}
+
+
+def plain_name(column: str) -> str:
+    """A summary column in words (``PLAIN_NAMES``), else the short form markdown_table always used."""
+    return PLAIN_NAMES.get(column, column.replace("/video/", " ").replace("pseudo_labels/", ""))
+
+
+def branch_points(summary: pd.DataFrame) -> pd.Series:
+    """SSync run name -> the step it branched from its baseline at (from ``branched_from``, a checkpoint named
+    ``step-NNNNNNN.pt``), or None for a run trained from scratch."""
+    runs = summary[summary["objective"] == "ssync"].set_index("run")["branched_from"]
+    steps = runs.astype("string").str.extract(r"step-(\d+)\.pt$", expand=False)
+    return pd.Series([int(s) if pd.notna(s) else None for s in steps], index=runs.index, dtype=object)
+
+
+def compare_runs(live: pd.DataFrame, summary: pd.DataFrame, seed: int) -> str:
+    """Markdown: each live run (``summary_row``s evaluated in a notebook) beside the committed run of ``summary``
+    with the same objective, slot count and seed (decoder FG-ARI and mBO, video level, %), or a line saying that
+    none matches."""
+    committed = summary[summary["seed"] == seed].set_index(["objective", "slots"])
+    lines = ["| objective | slots | decoder FG-ARI: here | committed | decoder mBO: here | committed |",
+             "|---|---|---|---|---|---|"]
+    for row in live.itertuples():
+        key = (row.objective, int(row.slots))
+        if key not in committed.index:
+            continue
+        ours, theirs = live.loc[row.Index], committed.loc[key]
+        lines.append(f"| {key[0]} | {key[1]} | " + " | ".join(
+            f"{100 * src[f'decoder/video/{m}']:.1f}" for m in ("fg_ari", "mbo") for src in (ours, theirs)) + " |")
+    if len(lines) == 2:
+        return f"No committed run has the objective, slot count and seed ({seed}) of a live model."
+    return "\n".join(lines) + "\n"
+
 def premise_rows(folders: Iterable[str | Path]) -> pd.DataFrame:
     """The baseline runs that carry the premise diagnostics, from the ``summary.csv`` of each sweep folder that
     has one (e.g. ``results/synth-easy`` and ``results/synth-easy-premises``), with a ``sweep`` column naming the
@@ -241,13 +291,13 @@ def variant_rows(variants: Mapping[str, str | Path], slots: int, objective: str 
     return pd.concat(tables, ignore_index=True)
 
 
-def markdown_table(summary: pd.DataFrame, columns: list[str] | None = None) -> str:
+def markdown_table(summary: pd.DataFrame, columns: list[str] | None = None, plain: bool = False) -> str:
     """Mean +- std over seeds per objective and slot count (the mean alone for one seed). `columns` picks and
     orders summary columns (default: all of them): metrics and the object-sharing diagnostic (% of objects lost
     to the background slot / sharing a slot) in percent, as the field reports them; seconds per step; the
     pseudo-label statistics as they are (merged slots per clip, shares already in %). A cell averages the runs
     that have a value (runs evaluated before a diagnostic existed have none): ``(n=k)`` follows it when that is
-    fewer than the cell's seeds, ``–`` stands for none."""
+    fewer than the cell's seeds, ``–`` stands for none. ``plain``: column headers in words (``plain_name``)."""
     columns = columns or COLUMNS
     columns = [c for name in columns for c in COLUMN_SETS.get(name, [name])]  # a set's name stands for its columns
     unknown = [c for c in columns if c not in summary.columns]
@@ -256,7 +306,8 @@ def markdown_table(summary: pd.DataFrame, columns: list[str] | None = None) -> s
     grouped = summary.groupby(["objective", "slots"])
     mean, std, count = grouped[columns].mean(), grouped[columns].std(ddof=0), grouped.size()
     present = grouped[columns].count()  # runs with a value, per cell
-    head = ["objective", "slots", "seeds"] + [c.replace("/video/", " ").replace("pseudo_labels/", "") for c in columns]
+    head = ["objective", "slots", "seeds"] + [plain_name(c) if plain else c.replace("/video/", " ").replace(
+        "pseudo_labels/", "") for c in columns]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
     def cell(key, column: str) -> str:

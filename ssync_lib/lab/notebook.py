@@ -138,3 +138,64 @@ def failure_cases(model: nn.Module, dataset, seed: int = 0, max_clips: int = 32)
         if len(cases) == len(FAILURE_KINDS):
             break
     return cases
+
+
+def describe_switch_on(history, columns: Sequence[str], window: int = 5) -> str:
+    """One sentence per loss term that is zero until it switches on (``history``: a run's log.csv rows): the
+    first logged step where it is non-zero, its mean over the first and the last ``window`` logged rows from there,
+    and the relative change, e.g. ``dense_dec: on from step 1,650; 1.00 just after, 0.95 at the end (-6%)``."""
+    parts = []
+    for column in columns:
+        on = history[history[column] != 0]
+        if on.empty:
+            parts.append(f"{column}: never on")
+            continue
+        first, last = on[column].head(window).mean(), on[column].tail(window).mean()
+        parts.append(f"{column}: on from step {int(on['step'].iloc[0]):,}; {first:.2f} just after, {last:.2f} at "
+                     f"the end ({100 * (last / first - 1):+.0f}%)")
+    return "; ".join(parts) + "."
+
+
+FAILURE_WORDS = {"lost": "shares the background's slot", "switch": "changes slot", "shared": "share a slot"}
+
+
+def describe_failures(masks, labels, names: dict | None = None) -> str:
+    """``find_failures`` of one label map in words, one clause per failure (``names``: object id -> colour name,
+    ``viz.object_colour_names``), e.g. ``the purple object shares the background's slot (slots [0], frames [0, 1])``;
+    or that every object keeps a slot of its own in every frame."""
+    names = names or {}
+    clauses = [f"the {' and the '.join(names.get(o, f'object {o}') for o in f['objects'])} object"
+               f"{'s' if len(f['objects']) > 1 else ''} {FAILURE_WORDS[f['kind']]} (slots {f['slots']}, "
+               f"frames {f['frames']})" for f in find_failures(masks, labels)]
+    return "; ".join(clauses) if clauses else "every object keeps a slot of its own in every frame"
+
+
+def describe_curves(evals, column: str, mark_step: int | None = None) -> str:
+    """One sentence comparing objectives' validation curves (``evals``: eval.csv rows with an ``objective``
+    column) at every evaluated step, in %, e.g. ``at step 2,000 (before step 2,400): baseline 41.6, ssync 41.6;
+    at step 4,000: ...``."""
+    table = evals.pivot_table(index="step", columns="objective", values=column) * 100
+    parts = []
+    for step, row in table.iterrows():
+        when = f"at step {int(step):,}" + (" (before step {:,})".format(mark_step) if mark_step and step < mark_step
+                                           else "")
+        parts.append(when + ": " + ", ".join(f"{o} {v:.1f}" for o, v in row.dropna().items()))
+    return "; ".join(parts) + "."
+
+
+def describe_background_share(soft_maps: dict, masks, t: int = 0) -> str:
+    """How each map shares the background out over its slots at frame ``t``: per map (name -> (T, S, h, w) soft
+    values, summing to 1 over slots), each slot's mean value over the background's patches (each patch's majority
+    ground-truth id is 0: ``diagnostics.patch_majority``), in %."""
+    from ssync_lib.diagnostics import patch_majority
+
+    parts = []
+    for name, maps in soft_maps.items():
+        maps = torch.as_tensor(maps, dtype=torch.float32)
+        background = patch_majority(torch.as_tensor(masks)[None], tuple(maps.shape[-2:]))[0, t] == 0  # h w
+        share = 100 * maps[t][:, background].mean(1)  # S
+        top = int(share.argmax())
+        parts.append(f"the {name} map gives its slots " + ", ".join(f"{v:.0f} %" for v in share.tolist())
+                     + f" of each background patch on average (slots 0-{len(share) - 1}; slot {top} the most)")
+    return (f"At frame {t} the background is shared out, not one slot's: " + "; ".join(parts)
+            + ". That is why every slot's map is grey over the background.")

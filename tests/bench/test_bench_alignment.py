@@ -6,7 +6,9 @@ import pandas as pd
 import pytest
 
 from ssync_lib.lab import bench
-from ssync_lib.lab.bench.alignment import dense_alignment_memory, minimum_bytes
+from ssync_lib.lab.bench.alignment import (ALIGNMENT_METHODS, cost_claim, dense_alignment_memory, load_alignment,
+                                          minimum_bytes, read_alignment, read_batch_memory)
+from ssync_lib.lab.bench.timing import MB
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -97,3 +99,50 @@ def test_chunked_peak_memory_grows_linearly_direct_quadratically():
     assert all(c < d for c, d in zip(chunked, direct))
     assert direct[2] / direct[1] > 3.0 and direct[1] / direct[0] > 3.0  # ~4x per doubling of M: quadratic
     assert chunked[2] / chunked[1] < 2.5 and chunked[1] / chunked[0] < 2.5  # ~2x per doubling of M: linear
+
+
+def _table(extrapolate_direct_at=None) -> pd.DataFrame:
+    """A run_alignment-shaped table with known numbers: direct memory ~ M^2, chunked and SSync ~ M."""
+    rows = []
+    for tokens in (256, 1024, 2304):
+        for method, mb, ms in (("dense direct", 1e-6 * tokens ** 2, 1e-4 * tokens ** 2),
+                               ("dense chunked", 1e-3 * tokens, 1.2e-4 * tokens ** 2),
+                               ("ssync", 1e-4 * tokens, 1.0)):
+            rows.append(dict(method=method, tokens=tokens, batch=1, device="cpu", threads=1,
+                             peak_bytes=mb * MB, seconds=ms / 1e3, peak_mb=mb, time_ms=ms,
+                             bytes_per_pair=mb * MB / tokens ** 2,
+                             extrapolated=method == "dense direct" and tokens == extrapolate_direct_at))
+    return pd.DataFrame(rows)
+
+
+def test_read_alignment_states_measured_growth_and_times():
+    text = read_alignment(_table())
+    assert text.startswith("Every point is measured, at 3 sizes from 256 to 2,304 tokens per clip (batch 1, cpu, 1 thread(s)).")
+    assert "exponent 2.00 in the tokens for the direct dense losses" in text and "1.00 for the chunked ones" in text
+    assert "the chunked form takes 1.20-1.20x the direct form's time" in text
+    assert "SSync takes 1.0 ms there, 531x less than the direct form (6.6x less at 256 tokens)" in text
+
+
+def test_read_alignment_leaves_extrapolated_points_out_and_names_them():
+    text = read_alignment(_table(extrapolate_direct_at=2304))
+    assert "only extrapolated (crosses in the figure, left out of every number here): dense direct at 2,304." in text
+    assert "at 1,024)" in text.split("Peak memory")[1].split(",")[1] or "MB at 1,024" in text
+    assert "1,024 tokens), while SSync" in text  # the time comparison stops at the largest size both measured
+
+
+def test_cost_claim_and_batch_memory():
+    claim = cost_claim(_table())
+    assert claim.startswith("**3. SSync costs linearly in the patches: held.** Its peak memory grows with exponent "
+                            "1.00 in the tokens per clip, dense alignment's with 2.00; at 2,304 tokens dense alignment "
+                            "needs 23x SSync's memory and 531x its time (measured).")
+    assert "23x" not in cost_claim(_table(extrapolate_direct_at=2304))  # no ratio from an extrapolated point
+    text = read_batch_memory(_table(), batch=64, gpu_gb=80)
+    assert "times 64, not a measurement" in text and f"{2304 ** 2 * 1e-6 * 64 / 1024:.1f} GB" in text
+
+
+def test_committed_benchmark_is_measured_everywhere_and_read_by_both_notebooks():
+    cost = load_alignment()
+    assert not cost["extrapolated"].any() and set(cost["method"]) == set(ALIGNMENT_METHODS)
+    for notebook in ("03_dense_alignment", "04_ssync"):
+        source = (Path(__file__).resolve().parents[2] / "notebooks" / f"{notebook}.ipynb").read_text()
+        assert "load_alignment()" in source and "run_alignment(" not in source, notebook

@@ -6,6 +6,7 @@ against SSync's labels and losses, time and peak memory of the forward + backwar
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
@@ -13,6 +14,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from ssync_lib.config import project_root
 from ssync_lib.errors import ConfigError
 from ssync_lib.lab.bench.memory import peak_cpu_memory, peak_memory, peak_rss_fresh
 from ssync_lib.lab.bench.timing import MB, best_time, machine_context
@@ -234,3 +236,83 @@ def alignment_targets(df: pd.DataFrame, at: int = 2304) -> list[str]:
             f"growing with T*N: {'yes' if growing else 'no'} ({', '.join(f'{r:.0f}' for r in ratio)})",
             f"dense direct / chunked peak memory at T*N={at}: {chunk_gain:.1f}x (target >= 4x); "
             f"chunked vs direct loss and gradients: max relative difference {diff:.1e}"]
+
+
+# ----------------------------------------------------------------------------- the committed measurement
+
+COMMITTED = "results/bench/alignment.csv"  # measured at every size, read by notebooks 03 and 04 (its README)
+
+
+def load_alignment(path: str | Path | None = None) -> pd.DataFrame:
+    """A ``run_alignment`` table from CSV: the committed benchmark (``COMMITTED``) by default."""
+    return pd.read_csv(Path(path) if path is not None else project_root() / COMMITTED)
+
+
+def read_alignment(df: pd.DataFrame) -> str:
+    """Three sentences computed from a ``run_alignment`` table: what was measured (and what only extrapolated),
+    how each method's peak memory grows, and what chunking and SSync do to the time; every number from measured
+    rows."""
+    measured = df[~df["extrapolated"].astype(bool)]
+    sizes = sorted(measured["tokens"].unique())
+    extra = df[df["extrapolated"].astype(bool)]
+    first = (f"Every point is measured, at {len(sizes)} sizes from {sizes[0]:,} to {sizes[-1]:,} tokens per clip "
+             f"(batch {int(df['batch'].iloc[0])}, {df['device'].iloc[0]}, {int(df['threads'].iloc[0])} thread(s))."
+             if extra.empty else
+             f"Measured at {len(sizes)} sizes from {sizes[0]:,} to {sizes[-1]:,} tokens per clip; only extrapolated "
+             "(crosses in the figure, left out of every number here): "
+             + "; ".join(f"{m} at {', '.join(f'{t:,}' for t in g['tokens'])}"
+                         for m, g in extra.groupby("method", sort=False))
+             + ".")
+    grow = growth_exponents(df).set_index("method")
+    peak = measured.pivot(index="tokens", columns="method", values="peak_mb")
+    ms = measured.pivot(index="tokens", columns="method", values="time_ms")
+
+    def largest(method: str) -> tuple[int, float]:
+        top = peak[method].dropna().index.max()
+        return top, peak.loc[top, method]
+
+    (t_d, mb_d), (t_c, mb_c), (t_s, mb_s) = (largest(m) for m in ALIGNMENT_METHODS)
+    bpp = measured.set_index(["method", "tokens"]).loc[("dense direct", t_d), "bytes_per_pair"]
+    second = (f"Peak memory grows with exponent {grow.loc['dense direct', 'memory_exponent']:.2f} in the tokens for "
+              f"the direct dense losses ({bpp:.1f} bytes per pair of tokens; {mb_d:,.0f} MB at {t_d:,}), "
+              f"{grow.loc['dense chunked', 'memory_exponent']:.2f} for the chunked ones ({mb_c:,.1f} MB at {t_c:,}) "
+              f"and {grow.loc['ssync', 'memory_exponent']:.2f} for SSync ({mb_s:.2f} MB at {t_s:,}).")
+    both = ms.dropna()
+    top, bottom = both.index.max(), both.index.min()
+    ratio = both["dense chunked"] / both["dense direct"]
+    third = (f"Chunking saves memory, not time: the chunked form takes {ratio.min():.2f}-{ratio.max():.2f}x the "
+             f"direct form's time ({both.loc[top, 'dense chunked']:,.0f} against {both.loc[top, 'dense direct']:,.0f} "
+             f"ms at {top:,} tokens), while SSync takes {both.loc[top, 'ssync']:.1f} ms there, "
+             f"{both.loc[top, 'dense direct'] / both.loc[top, 'ssync']:,.0f}x less than the direct form "
+             f"({both.loc[bottom, 'dense direct'] / both.loc[bottom, 'ssync']:.1f}x less at {bottom:,} tokens).")
+    return " ".join([first, second, third])
+
+
+def cost_claim(df: pd.DataFrame, at: int = 2304) -> str:
+    """Claim 3 (SSync's cost is linear in the patches, §4.7) in one markdown sentence from a ``run_alignment``
+    table: the fitted memory exponents (held when SSync's is below 1.25) and the ratios at ``at`` tokens (MOVi-C),
+    where both were measured."""
+    grow = growth_exponents(df).set_index("method")["memory_exponent"]
+    measured = df[~df["extrapolated"].astype(bool)].set_index(["method", "tokens"])
+    held = "held" if grow["ssync"] < 1.25 else "not held"
+    text = (f"**3. SSync costs linearly in the patches: {held}.** Its peak memory grows with exponent "
+            f"{grow['ssync']:.2f} in the tokens per clip, dense alignment's with {grow['dense direct']:.2f}")
+    if ("dense direct", at) in measured.index and ("ssync", at) in measured.index:
+        d, s = measured.loc[("dense direct", at)], measured.loc[("ssync", at)]
+        text += (f"; at {at:,} tokens dense alignment needs {d['peak_bytes'] / s['peak_bytes']:.0f}x SSync's memory "
+                 f"and {d['seconds'] / s['seconds']:.0f}x its time (measured)")
+    return text + "."
+
+
+def read_batch_memory(df: pd.DataFrame, batch: int = 64, gpu_gb: float = 80.0) -> str:
+    """One sentence: the measured batch-1 peaks scaled to ``batch`` clips (memory is linear in the batch) at
+    MOVi-C's 2,304 and YouTube-VIS's 5,476 tokens, as a share of a ``gpu_gb`` GPU, labelled as a scaling."""
+    measured = df[~df["extrapolated"].astype(bool)]
+    gb = measured.pivot(index="tokens", columns="method", values="peak_mb") * batch / int(df["batch"].iloc[0]) / 1024
+    parts = [f"at {t:,} tokens about **{gb.loc[t, 'dense direct']:.1f} GB** per GPU "
+             f"({100 * gb.loc[t, 'dense direct'] / gpu_gb:.0f}% of an {gpu_gb:.0f} GB GPU), against "
+             f"{gb.loc[t, 'dense chunked']:.2f} GB chunked and {gb.loc[t, 'ssync']:.2f} GB for SSync"
+             for t in (2304, 5476) if t in gb.index]
+    return (f"Scaled to a batch of {batch} (the measured batch-{int(df['batch'].iloc[0])} peaks times {batch}, not a "
+            "measurement), the direct dense losses alone would need " + "; ".join(parts)
+            + ", on top of the model's own activations.")

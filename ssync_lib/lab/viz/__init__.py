@@ -24,8 +24,9 @@ from ssync_lib.lab.viz.maps import (add_slot_legend, draw_ground_truth, draw_lab
                                 plot_explorer, plot_frames, plot_map_rows, plot_patch_sets, plot_pca, plot_slot_maps,
                                 selection_overlay)
 from ssync_lib.lab.viz.results import (NOT_LOSSES, PAPER_SLOT_ROBUSTNESS, SWEEP_METRICS, metrics_rows, objective_order,
-                                   plot_loss_curves, plot_metric_bars, plot_object_stats, plot_slot_sweep,
-                                   plot_sweep_curves, save_figure)
+                                   plot_loss_curves, plot_metric_bars, plot_object_stats, plot_premise_accuracy,
+                                   plot_premise_teaching, plot_slot_sweep, plot_sweep_curves, plot_sweep_metric,
+                                   save_figure)
 from ssync_lib.lab.viz.slots import plot_attention_iterations, plot_reconstruction, plot_slot_tracks, plot_slot_vectors
 from ssync_lib.lab.viz.ssync import plot_boundary_interior, plot_coverage, plot_iou_matrix, plot_merge_graph
 
@@ -37,5 +38,6 @@ __all__ = ["OBJECT_COLOUR_NAMES", "SLOT_PALETTE", "axes_grid", "frame_indices", 
            "draw_map", "plot_explorer", "plot_frames", "plot_map_rows", "plot_patch_sets", "plot_pca",
            "plot_slot_maps", "selection_overlay", "NOT_LOSSES", "PAPER_SLOT_ROBUSTNESS", "SWEEP_METRICS",
            "metrics_rows", "objective_order", "plot_loss_curves", "plot_metric_bars", "plot_object_stats",
-           "plot_slot_sweep", "plot_sweep_curves", "save_figure", "plot_boundary_interior", "plot_coverage",
+           "plot_slot_sweep", "plot_sweep_curves", "save_figure", "plot_premise_accuracy", "plot_premise_teaching",
+           "plot_sweep_metric", "plot_boundary_interior", "plot_coverage",
            "plot_iou_matrix", "plot_merge_graph"]

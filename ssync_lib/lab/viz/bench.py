@@ -28,17 +28,21 @@ def _finish(fig, path: str | Path | None):
 
 
 def plot_alignment(df: pd.DataFrame, path: str | Path | None = None):
-    """Peak memory and time against T*N (log-log), one line per method; extrapolated points as crosses."""
+    """Peak memory and time against T*N (log-log), one line per method through its measured points; extrapolated
+    points (if any) as crosses off the lines, named in the legend."""
     fig, (ax_mem, ax_time) = _figure(2)
-    data = df.assign(kind=np.where(df["extrapolated"], "extrapolated", "measured"))
+    data = df.assign(kind=np.where(df["extrapolated"].astype(bool), "extrapolated", "measured"))
     for ax, column, label in ((ax_mem, "peak_mb", "peak memory (MB)"), (ax_time, "time_ms", "forward + backward (ms)")):
-        sns.lineplot(data=data, x="tokens", y=column, hue="method", ax=ax, legend=False)
+        sns.lineplot(data=data[data["kind"] == "measured"], x="tokens", y=column, hue="method",
+                     hue_order=list(dict.fromkeys(data["method"])), ax=ax, legend=False)
         sns.scatterplot(data=data, x="tokens", y=column, hue="method", style="kind", ax=ax, legend=ax is ax_mem,
                         markers={"measured": "o", "extrapolated": "X"}, s=60)
         ax.set(xscale="log", yscale="log", xlabel="tokens per clip T·N", ylabel=label)
     first = df.iloc[0]
-    fig.suptitle(f"Dense alignment vs SSync, forward + backward, batch {first['batch']} "
-                 f"({first['device']}, {first['threads']} threads)")
+    extrapolated = data["kind"].eq("extrapolated").any()
+    fig.suptitle(f"Dense alignment vs SSync, forward + backward, batch {first['batch']} ({first['device']}, "
+                 f"{first['threads']} thread{'s' if first['threads'] != 1 else ''}; "
+                 + ("crosses: extrapolated, not measured)" if extrapolated else "every point measured)"))
     return _finish(fig, path)
 
 

@@ -146,7 +146,8 @@ def plot_pca(frames, features, grid: tuple[int, int], frames_to_show: Sequence[i
 
 def plot_slot_maps(frames, maps: Mapping[str, object], t: int = 0, title: str | None = None) -> Figure:
     """Per-slot soft maps at frame ``t``: one row per entry of ``maps`` (name -> (T, S, h, w) in
-    [0, 1], e.g. the encoder attention and the decoder masks), one column per slot."""
+    [0, 1], e.g. the encoder attention and the decoder masks), one column per slot, with a colour bar (black: the
+    slot takes none of the patch, white: all of it)."""
     frames = to_numpy(frames)
     arrays = {k: to_numpy(v) for k, v in maps.items()}
     num_slots = next(iter(arrays.values())).shape[1]
@@ -162,19 +163,27 @@ def plot_slot_maps(frames, maps: Mapping[str, object], t: int = 0, title: str | 
                 spine.set_linewidth(4)
             if i == 0:
                 axes[i, s + 1].set_title(f"slot {s}", fontsize=9)
+    image = axes[0, 1].get_images()[0]
+    fig.colorbar(image, ax=axes[:, 1:], shrink=0.8, label="the slot's share of the patch")
     fig.suptitle(title or f"per-slot maps at t={t}")
     return fig
 
 
 
 def plot_patch_sets(frames, sets: Mapping[str, object], anchor: tuple[int, int, int],
-                    title: str | None = None) -> Figure:
+                    title: str | None = None, slots: Mapping[str, int | None] | None = None) -> Figure:
     """Sets of patches relative to one anchor patch, e.g. dense alignment's positives and
     semi-positives: one row per entry of ``sets`` (name -> (T, h, w) bool over the frames of a
-    group), one column per frame of ``frames`` (T, 3, H, W); the anchor ``(t, y, x)`` is starred."""
+    group), one column per frame of ``frames`` (T, 3, H, W); the anchor ``(t, y, x)`` is starred.
+    ``slots`` (name -> slot k, or None) colours a set that is one slot's patches in slot k's colour of every figure
+    and any other set white; without it, row i has slot i's colour."""
     frames = to_numpy(frames)
     names = list(sets)
-    colors = slot_colors(max(len(names), 2))
+    if slots is None:
+        colors = slot_colors(max(len(names), 2))
+    else:
+        palette = slot_colors(max([k for k in slots.values() if k is not None], default=0) + 1)
+        colors = [palette[slots[n]] if slots.get(n) is not None else np.ones(3) for n in names]
     fig, axes = axes_grid(len(names), len(frames))
     t0, y0, x0 = anchor
     for i, name in enumerate(names):

@@ -83,30 +83,34 @@ def plot_metric_bars(table: pd.DataFrame, x: str = "objective", hue: str = "maps
 
 def plot_slot_sweep(summary: pd.DataFrame, metrics: Sequence[str] = SWEEP_METRICS,
                     paper: pd.DataFrame | None = None, title: str | None = None) -> Figure:
-    """Metrics against the slot count, one line per objective, mean and sd over seeds (the sweep's
-    ``summary.csv``: one row per run, columns ``objective``, ``slots``, ``seed`` and the metric keys).
-    With ``paper`` (e.g. ``PAPER_SLOT_ROBUSTNESS``) a second row of panels shows the published MOVi-C
-    numbers (docs/method.md §4.8, in %) of the same metric (matched by its last name: fg_ari, mbo)."""
+    """Metrics against the slot count, in %, one line per objective, mean and sd over seeds (the sweep's
+    ``summary.csv``: one row per run, columns ``objective``, ``slots``, ``seed`` and the metric keys in [0, 1]).
+    With ``paper`` (e.g. ``PAPER_SLOT_ROBUSTNESS``) a second row of panels shows the published MOVi-C numbers
+    (docs/method.md §4.8, in %) of the same metric (matched by its last name: fg_ari, mbo) on the same slot axis,
+    with its own legend."""
     missing = [c for c in ("objective", "slots", *metrics) if c not in summary.columns]
     if missing:
         raise KeyError(f"sweep summary lacks columns {missing}; columns: {list(summary.columns)}")
     rows = 1 if paper is None else 2
     fig, axes = plt.subplots(rows, len(metrics), figsize=(4.6 * len(metrics), 3.2 * rows), squeeze=False,
-                             layout="constrained")
+                             sharex=True, layout="constrained")
     order = objective_order(summary["objective"])
+    data = summary.assign(**{m: 100 * summary[m] for m in metrics})  # fractions -> % as the paper reports them
+    counts = sorted(set(summary["slots"]) | (set(paper["slots"]) if paper is not None else set()))
+    seeds = summary.groupby(["objective", "slots"]).size()
+    seeds_text = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}-{seeds.max()}"
+    plural = "" if seeds.max() == 1 else "s, mean ± sd"
     for j, metric in enumerate(metrics):
-        sns.lineplot(data=summary, x="slots", y=metric, hue="objective", hue_order=order, marker="o",
-                     errorbar="sd", ax=axes[0, j], legend=j == 0)
-        seeds = summary.groupby(["objective", "slots"]).size()
-        seeds_text = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}-{seeds.max()}"
-        plural = "" if seeds.max() == 1 else "s, mean ± sd"
-        axes[0, j].set(title=f"{metric.replace('/video/', ' ')}: {seeds_text} seed{plural}",
-                       xticks=sorted(summary["slots"].unique()), ylabel=metric.rsplit("/", 1)[-1])
         short = metric.rsplit("/", 1)[-1]
+        words = {"fg_ari": "FG-ARI", "mbo": "mBO", "miou": "mIoU"}.get(short, short)
+        sns.lineplot(data=data, x="slots", y=metric, hue="objective", hue_order=order, marker="o",
+                     errorbar="sd", ax=axes[0, j], legend=j == 0)
+        axes[0, j].set(title=f"{metric.split('/')[0]} {words} here: {seeds_text} seed{plural}", xticks=counts,
+                       ylabel=f"{words} (%)")
         if paper is not None and short in paper.columns:
             sns.lineplot(data=paper, x="slots", y=short, hue="objective", hue_order=objective_order(paper["objective"]),
-                         marker="s", ls="--", ax=axes[1, j], legend=False)
-            axes[1, j].set(title=f"{short} (paper, MOVi-C, %)", xticks=sorted(paper["slots"].unique()))
+                         marker="s", ls="--", ax=axes[1, j], legend=j == 0)
+            axes[1, j].set(title=f"{words} in the paper (MOVi-C)", xticks=counts, ylabel=f"{words} (%)")
     if title:
         fig.suptitle(title)
     return fig
@@ -167,3 +171,71 @@ def metrics_rows(metrics: Mapping[str, float], objective: str, level: str = "vid
         raise KeyError(f"no '<maps>/{level}/<metric>' keys among {sorted(metrics)}")
     return pd.DataFrame([{"objective": objective, "maps": m, **{n: float(metrics[f"{m}/{level}/{n}"]) for n in names}}
                          for m in maps])
+
+
+# ----------------------------------------------------------------------------- SSync's premises (notebook 05)
+
+def _seeds_note(data: pd.DataFrame) -> str:
+    seeds = data.groupby("slots")["seed"].nunique()
+    return (f"{seeds.min()} seed{'s' if seeds.min() > 1 else ''} per slot count" if seeds.min() == seeds.max()
+            else f"{seeds.min()}-{seeds.max()} seeds per slot count") + "; bands and bars: sd over seeds"
+
+
+def plot_premise_accuracy(accuracy: pd.DataFrame, title: str | None = None) -> Figure:
+    """Accuracy (%) of the encoder's and the decoder's merged labels against each patch's object, on ground-truth
+    interior and boundary patches, against the slot count (``claims.premise_accuracy``: one row per run, patch
+    set and map): one panel per patch set, one line per map, mean and sd over seeds."""
+    fig, axes = plt.subplots(1, 2, figsize=(9.2, 3.5), sharey=True, layout="constrained")
+    names = {"interior": "interior patches (inside objects)", "boundary": "boundary patches (object edges)"}
+    for ax, (where, name) in zip(axes, names.items()):
+        sns.lineplot(data=accuracy[accuracy["patches"] == where], x="slots", y="accuracy", hue="labels",
+                     hue_order=["encoder", "decoder"], palette=["tab:blue", "tab:orange"], marker="o", errorbar="sd",
+                     ax=ax, legend=ax is axes[0])
+        ax.set(title=name, xticks=sorted(accuracy["slots"].unique()), xlabel="slots",
+               ylabel="accuracy of the merged labels (%)")
+    axes[0].get_legend().set_title("labels of the")
+    fig.suptitle((title + ": " if title else "") + _seeds_note(accuracy), fontsize="medium")
+    return fig
+
+
+def plot_premise_teaching(teaching: pd.DataFrame, title: str | None = None) -> Figure:
+    """Where SSync's teacher and student disagree, the share (%) of the set's patches where the teacher is right and
+    the student wrong, and the reverse, per slot count (``claims.premise_teaching``), mean and sd over seeds: one
+    panel per set (interior: the decoder teaches; boundary: the encoder teaches)."""
+    fig, axes = plt.subplots(1, 2, figsize=(9.2, 3.5), sharey=True, layout="constrained")
+    names = {"interior": "interior set: the decoder teaches", "boundary": "boundary set: the encoder teaches"}
+    words = {"teacher": "teacher right, student wrong", "student": "student right, teacher wrong"}
+    data = teaching.assign(who=teaching["who"].map(words))
+    for ax, (where, name) in zip(axes, names.items()):
+        sns.barplot(data=data[data["patches"] == where], x="slots", y="pct", hue="who", hue_order=list(words.values()),
+                    palette=["tab:green", "tab:red"], errorbar="sd", ax=ax, legend=ax is axes[0])
+        ax.set(title=name, xlabel="slots", ylabel="share of the set's patches (%)")
+    axes[0].get_legend().set_title("where they disagree")
+    fig.suptitle((title + ": " if title else "") + _seeds_note(teaching), fontsize="medium")
+    return fig
+
+
+def plot_sweep_metric(data: pd.DataFrame, y: str, ylabel: str, wrap: int = 3, mark_step: int | None = None,
+                      logy: bool = False) -> Figure:
+    """One panel per slot count (``wrap`` panels a row), a line per run (colour: objective) of ``y`` against the
+    step (``data``: a sweep's log or eval rows with objective, slots and seed columns, ``experiment.sweep_curves``),
+    with one legend; ``mark_step`` draws a dotted vertical line there (e.g. SSync's switch-on)."""
+    slot_counts = sorted(data["slots"].unique())
+    every = dict(zip(objective_order(OBJECTIVES), sns.color_palette()))  # an objective's colour in every figure
+    palette = {o: every.get(o, "black") for o in objective_order(data["objective"])}
+    rows = -(-len(slot_counts) // wrap)
+    fig, axes = plt.subplots(rows, wrap, figsize=(3.6 * wrap + 1.4, 2.7 * rows + 0.3), squeeze=False, sharex=True,
+                             sharey=True, layout="constrained")
+    for ax, slots in zip(axes.flat, slot_counts):
+        sns.lineplot(data=data[data.slots == slots], x="step", y=y, hue="objective", units="seed", estimator=None,
+                     palette=palette, marker="o" if len(data) < 500 else None, ax=ax, legend=False)
+        if mark_step is not None:
+            ax.axvline(mark_step, color="grey", ls=":", lw=1)
+        ax.set(title=f"{slots} slots", ylabel=ylabel, yscale="log" if logy else "linear")
+    for ax in list(axes.flat)[len(slot_counts):]:
+        ax.set_visible(False)
+    handles = [Line2D([], [], color=color, label=objective) for objective, color in palette.items()]
+    if mark_step is not None:
+        handles.append(Line2D([], [], color="grey", ls=":", label=f"step {mark_step:,}"))
+    fig.legend(handles=handles, loc="outside right upper")
+    return fig
