@@ -90,9 +90,14 @@ def test_frame_and_map_plots_render(clip):
 
 
 def test_ssync_plots_render(clip):
-    frames, _, attn, labels = clip
+    frames, gt, attn, labels = clip
     boundary = torch.rand(T, h, w) > 0.5
     _pixels(viz.plot_boundary_interior(frames, labels, labels, boundary, ~boundary, num_labels=S))
+    fig = viz.plot_boundary_interior(frames, labels, labels, boundary, ~boundary, num_labels=S, masks=gt)
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert texts[:S] == [f"slot {s}" for s in range(S)] and texts[S:] == ["not selected (dimmed frame)",
+                                                                       "ground-truth outline (white)"]
+    _pixels(fig)
     _pixels(viz.plot_coverage(attn > 0.3, t=0))
     iou = torch.tensor([[1.0, 0.8, 0.1], [0.8, 1.0, 0.2], [0.1, 0.2, 1.0]])
     fig = viz.plot_iou_matrix(iou, threshold=0.7)

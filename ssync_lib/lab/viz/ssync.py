@@ -9,15 +9,20 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from ssync_lib.lab.viz.arrays import axes_grid, frame_indices, label_colors, overlay, slot_colors, to_numpy
+from ssync_lib.lab.viz.maps import add_slot_legend, draw_outlines, selection_overlay
 
 
 def plot_boundary_interior(frames, enc_labels, dec_labels, boundary, interior, num_labels: int,
-                           frames_to_show: Sequence[int] | None = None, title: str | None = None) -> Figure:
+                           frames_to_show: Sequence[int] | None = None, title: str | None = None,
+                           masks=None) -> Figure:
     """SSync's selected patches over time. Rows: merged encoder labels, boundary patches (where the
     decoder is taught by the encoder), merged decoder labels, interior patches (where the encoder
-    is taught by the decoder). Label maps (T, h, w) int, boundary / interior (T, h, w) bool."""
+    is taught by the decoder). Label maps (T, h, w) int, boundary / interior (T, h, w) bool; ``masks`` (T, H, W)
+    ground-truth ids, outlined in every panel when given. Selected patches in their label's colour over the frame,
+    the others dimmed (as in the explorer); a legend names the slot colours."""
     frames = to_numpy(frames)
     ts = list(frames_to_show) if frames_to_show is not None else frame_indices(len(frames))
     enc, dec = to_numpy(enc_labels), to_numpy(dec_labels)
@@ -25,14 +30,18 @@ def plot_boundary_interior(frames, enc_labels, dec_labels, boundary, interior, n
     fig, axes = axes_grid(4, len(ts))
     for j, t in enumerate(ts):
         axes[0, j].set_title(f"t={t}", fontsize=9)
-        enc_rgb = label_colors(enc[t], num_labels)
-        dec_rgb = label_colors(dec[t], num_labels)
         axes[0, j].imshow(overlay(frames[t], enc[t], num_labels, alpha=0.75))
-        axes[1, j].imshow(np.where(bnd[t][..., None], enc_rgb, 0.92), interpolation="nearest")
+        axes[1, j].imshow(selection_overlay(frames[t], np.where(bnd[t], enc[t], -1), num_labels))
         axes[2, j].imshow(overlay(frames[t], dec[t], num_labels, alpha=0.75))
-        axes[3, j].imshow(np.where(itr[t][..., None], dec_rgb, 0.92), interpolation="nearest")
+        axes[3, j].imshow(selection_overlay(frames[t], np.where(itr[t], dec[t], -1), num_labels))
+        if masks is not None:
+            for i in range(4):
+                draw_outlines(axes[i, j], to_numpy(masks)[t], color="white", linewidth=0.8)
     for i, name in enumerate(["merged encoder", "boundary", "merged decoder", "interior"]):
         axes[i, 0].set_ylabel(name)
+    add_slot_legend(fig, num_labels, extra=[Patch(facecolor=(0.1, 0.1, 0.1), label="not selected (dimmed frame)")]
+                    + ([Patch(facecolor="none", edgecolor="0.5", label="ground-truth outline (white)")]
+                       if masks is not None else []))
     fig.suptitle(title or "SSync: boundary patches (from the encoder) and interior patches (from the decoder)")
     return fig
 
