@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from ssync_lib.checkpoint import (FORMAT, FREE_KEYS, ConfigChangeError, config_differences, keep_copy,
                                   load_checkpoint, load_module_state, remove_stale_tmp, rng_state, save_checkpoint,
                                   set_rng_state)
-from ssync_lib.config import Config, resolve_path
+from ssync_lib.config import Config, project_root, resolve_path
 from ssync_lib.data import build_dataset, check_data_root
 from ssync_lib.data.order import training_batches
 from ssync_lib.errors import CheckpointError, ConfigError, TrainingCollapseError
@@ -356,8 +356,9 @@ def export_weights(run: str | Path, checkpoint: str | Path | None = None, out: s
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file(vit, str(out))
     cfg = state["config"]
+    inside = out.is_relative_to(project_root())  # shipped under checkpoints/: named relative to the repository
     encoder = {"model.backbone": cfg["vit"]["backbone"], "model.backbone_kwargs": cfg["vit"]["backbone_kwargs"],
-               "model.weights": str(out), "model.feature_layer": "last", "data.input_size": cfg["data"]["input_size"],
+               "model.weights": str(out.relative_to(project_root()) if inside else out), "model.feature_layer": "last", "data.input_size": cfg["data"]["input_size"],
                "step": state["step"], "pretrain_config": cfg}
     out.with_name(out.stem + ".json").write_text(json.dumps(encoder, indent=2))
     return out
