@@ -109,26 +109,35 @@ def add_experiment_parser(sub: argparse._SubParsersAction) -> None:
     add_data_root(p)
     p.add_argument("--results", help="copy the summary, plots and per-run metrics to this folder")
     p.add_argument("--summary-only", action="store_true", help="summarise the finished runs, train nothing")
+    p.add_argument("--test-split", action="store_true",
+                   help="also score every finished run on the held-out test split (metrics-test.json, when missing "
+                        "or older than last.pt; levels with a test/ split: movi-mini) and add test/ columns to the "
+                        "summary; with --summary-only: score the finished runs that lack it, then summarise")
     p.add_argument("--on-change", choices=("refuse", "rerun"), default="refuse",
                    help="runs of the sweep that exist with another config: refuse (default), or train them again "
                         "(the old ones move to <sweep>/replaced/)")
     p.add_argument("--columns", default="",
-                   help="comma-separated summary.csv columns to print, or a named set (metrics, premises; "
-                        "experiment.COLUMN_SETS); default: all; table.md keeps all")
+                   help="comma-separated summary.csv columns to print, or a named set (metrics, premises, and "
+                        "metrics-test, premises-test with --test-split; experiment.COLUMN_SETS); default: all; "
+                        "table.md keeps all")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_experiment)
 
 
 def run_experiment(args: argparse.Namespace) -> int:
     from ssync_lib.config import resolve_path
-    from ssync_lib.lab.experiment import (command_line, markdown_table, parse_list, publish, run_sweep, summarise,
-                                      sweep_from_args)
+    from ssync_lib.lab.experiment import (check_test_split, command_line, markdown_table, parse_list, publish,
+                                          run_sweep, score_finished, summarise, sweep_from_args)
 
     sweep = sweep_from_args(args)
     if args.summary_only:
-        summary = summarise(sweep.folder())
+        if args.test_split:
+            check_test_split(sweep)
+            score_finished(sweep.folder(), progress=not args.no_progress)
+        summary = summarise(sweep.folder(), args.test_split)
     else:
-        summary = run_sweep(sweep, progress=not args.no_progress, on_change=args.on_change)
+        summary = run_sweep(sweep, progress=not args.no_progress, on_change=args.on_change,
+                            test_split=args.test_split)
     print(markdown_table(summary, parse_list(args.columns) or None))
     if args.results:
         publish(sweep.folder(), resolve_path(args.results), command_line(sys.argv[1:]))

@@ -7,7 +7,8 @@ be given a layer here, which is the point: adding one is a decision about where 
 
 The core (the method and what runs it) never imports the lab (the apparatus of notebooks, sweeps, plots,
 benchmarks and probes): the method reads on its own. Evaluation is imported by those that evaluate, and only by
-them: the training loop (mid-run and final evaluation) and the command line (docs/architecture.md)."""
+them: the training loop (mid-run and final evaluation), the command line and the sweep (its runs scored on the
+test split) (docs/architecture.md)."""
 import ast
 from pathlib import Path
 
@@ -37,7 +38,8 @@ LAB = {
     "lab.notebook": 10, "lab.widgets": 10,  # what the notebooks call
 }
 LAYERS = {**CORE, **LAB, "__main__": 11}  # the command line
-EVALUATORS = {"ssync_lib.train", "ssync_lib.__main__"}  # the only importers of ssync_lib.evaluate
+# the only importers of ssync_lib.evaluate: the loop, the command line, the sweep (its runs on the test split)
+EVALUATORS = {"ssync_lib.train", "ssync_lib.__main__", "ssync_lib.lab.experiment"}
 
 
 def module_name(path: Path) -> str:

@@ -8,6 +8,11 @@ the usual ``config.json``, ``log.csv``, ``last.pt``, ``metrics.json``), plus ``s
 finished run), ``table.md`` (mean +- std over seeds) and the plots. ``--results DIR`` copies those small
 files (and every run's metrics.json and log.csv) to DIR, with the command, commit and machine.
 
+Held-out test split (``--test-split``, levels that have one: movi-mini): every finished run is also evaluated on
+the test split (``<run>/metrics-test.json``, as ``evaluate --split test`` writes it; again when older than its
+``last.pt``), and the summary gains the same columns prefixed ``test/`` (``test/decoder/video/fg_ari``, ...).
+With ``--summary-only`` it scores the finished runs that lack test metrics, then summarises.
+
 Branching (``--branch ssync``, the default): the baseline and SSync are identical for the first 30% of the
 steps (SSync's warm-up, docs/method.md §4.6), so the SSync run starts from the baseline run's checkpoint at
 that step (model, Adam state, lr schedule, data order and RNG) instead of repeating it. Dense alignment is
@@ -32,9 +37,10 @@ from typing import Iterable, Mapping
 import pandas as pd
 import torch
 
-from ssync_lib.checkpoint import ConfigChangeError, config_changes
+from ssync_lib.checkpoint import LAST, ConfigChangeError, config_changes
 from ssync_lib.config import Config, apply_overrides, get_config, resolve_path
 from ssync_lib.config_checks import validate
+from ssync_lib.data import build_dataset, check_data_root
 from ssync_lib.diagnostics import PREMISE_KEYS
 from ssync_lib.errors import ConfigError, ConfigKeyError, MissingInputError
 from ssync_lib.lab import viz
@@ -50,6 +56,10 @@ SHARING_KEYS = [f"{maps}/video/objects_{what}" for maps in ("decoder", "attentio
 PREMISE_FRACTIONS = [k for k in PREMISE_KEYS if k.endswith(("_fg_ari", "_acc"))]
 SUMMARY_KEYS = METRIC_KEYS + LABEL_KEYS + SHARING_KEYS + PREMISE_KEYS
 COLUMNS = METRIC_KEYS + ["sec_per_step"] + SHARING_KEYS + LABEL_KEYS + PREMISE_KEYS  # of the table (--columns)
+TEST = "test/"  # prefix of the held-out test split's columns (--test-split): test/decoder/video/fg_ari, ...
+TEST_METRICS = "metrics-test.json"  # a run's evaluation on the test split (evaluate.metrics_destination's name)
+TEST_KEYS = [TEST + k for k in SUMMARY_KEYS]
+TEST_COLUMNS = [TEST + c for c in COLUMNS if c != "sec_per_step"]
 BRANCHABLE = ("ssync", "dense")  # objectives that may branch from the baseline (--branch)
 # Named column sets of markdown_table / --columns: the README's tables.
 COLUMN_SETS = {
@@ -63,6 +73,7 @@ COLUMN_SETS = {
                 + [f"teaching/{where}/{who}_right_pct" for where in ("boundary", "interior")
                    for who in ("teacher", "student")],
 }
+COLUMN_SETS.update({f"{name}-test": [TEST + c for c in columns] for name, columns in list(COLUMN_SETS.items())})
 
 
 @dataclass
@@ -143,14 +154,61 @@ def check_changes(sweep: Sweep, on_change: str = "refuse") -> None:
                                 "again (the old ones move to <sweep>/replaced/)")
 
 
-def run_sweep(sweep: Sweep, progress: bool = True, on_change: str = "refuse") -> pd.DataFrame:
+def check_test_split(sweep: Sweep) -> None:
+    """Before anything trains or is scored (``--test-split``): the sweep's data has a held-out test split (a
+    ``test/`` folder of shards: movi-mini), else one message naming the data folder and the fix."""
+    cfg = sweep.config(sweep.objectives[0], sweep.seeds[0], sweep.slots[0])
+    root = check_data_root(cfg)
+    try:
+        build_dataset(cfg, "test")
+    except (MissingInputError, ConfigError) as err:
+        raise MissingInputError(
+            f"--test-split: the sweep {sweep.folder()} is to score every run on the held-out test split, but its "
+            f"data {root} has none ({err.message})",
+            fix="leave --test-split out (the synthetic levels have train and val splits only), or give the sweep "
+                "a level with a test/ split, e.g. --set data.root=data/movi-mini-v1 (make data PROFILE=cpu_movi)"
+        ) from None
+
+
+def scored_on_test(run_dir: Path) -> bool:
+    """Whether a run's evaluation on the test split (``metrics-test.json``) exists and is not older than its
+    ``last.pt``."""
+    scored, last = run_dir / TEST_METRICS, run_dir / LAST
+    return scored.exists() and (not last.exists() or scored.stat().st_mtime_ns >= last.stat().st_mtime_ns)
+
+
+def score_test(run_dir: Path, progress: bool = True) -> bool:
+    """Evaluate a finished run's ``last.pt`` on the test split into ``<run_dir>/metrics-test.json`` unless it is
+    scored already (``scored_on_test``); the checkpoint's own config, as ``evaluate --run DIR --split test``. Returns
+    whether it evaluated."""
+    from ssync_lib.evaluate import evaluate_run
+
+    if scored_on_test(run_dir):
+        return False
+    print(f"test split: scoring {run_dir.name}")
+    evaluate_run(run_dir, split="test", progress=progress)
+    return True
+
+
+def score_finished(folder: Path, progress: bool = True) -> list[str]:
+    """``score_test`` on every finished run (``metrics.json`` present) of a sweep folder (``--summary-only
+    --test-split``). Returns the names of the runs it evaluated."""
+    return [run.name for run in sorted(p.parent for p in folder.glob("*/metrics.json")) if score_test(run, progress)]
+
+
+def run_sweep(sweep: Sweep, progress: bool = True, on_change: str = "refuse",
+              test_split: bool = False) -> pd.DataFrame:
     """Train and evaluate every missing combination, then summarise. Returns the summary table. Runs that exist
-    with another config are refused or trained again (``check_changes``, ``on_change``)."""
+    with another config are refused or trained again (``check_changes``, ``on_change``). ``test_split``: every run,
+    once trained (or found finished), is also scored on the held-out test split (``score_test``), and the summary
+    has its ``test/`` columns."""
     from ssync_lib.train import train
 
     unknown = set(sweep.branch) - set(BRANCHABLE)
     if unknown:
         raise ConfigError(f"--branch takes objectives among {', '.join(BRANCHABLE)}; got {sorted(unknown)}")
+    if test_split:
+        check_test_split(sweep)
     check_changes(sweep, on_change)
     order = sorted(sweep.objectives, key=lambda o: o != "baseline")  # the baseline first: others branch from it
     for seed in sweep.seeds:
@@ -160,6 +218,8 @@ def run_sweep(sweep: Sweep, progress: bool = True, on_change: str = "refuse") ->
                 run_dir = Path(cfg.train.run_root) / cfg.run_name
                 if (run_dir / "metrics.json").exists():
                     print(f"done already: {run_dir.name}")
+                    if test_split:
+                        score_test(run_dir, progress)
                     continue
                 init_from = None
                 if objective in sweep.branch and not (run_dir / "last.pt").exists():
@@ -169,7 +229,9 @@ def run_sweep(sweep: Sweep, progress: bool = True, on_change: str = "refuse") ->
                         train(base, resume="auto", progress=progress)
                     init_from = base_dir / f"step-{branch_step(base):07d}.pt"
                 train(cfg, resume="auto", progress=progress, init_from=init_from)
-    return summarise(sweep.folder())
+                if test_split:
+                    score_test(run_dir, progress)
+    return summarise(sweep.folder(), test_split)
 
 
 def summary_row(objective: str, slots: int, seed: int, metrics: Mapping[str, float]) -> dict:
@@ -179,9 +241,22 @@ def summary_row(objective: str, slots: int, seed: int, metrics: Mapping[str, flo
             **{k: metrics.get(k, float("nan")) for k in SUMMARY_KEYS}}
 
 
-def summarise(folder: Path) -> pd.DataFrame:
+def row_on_test(run_dir: Path) -> dict:
+    """A run's ``TEST_KEYS`` from its ``metrics-test.json`` (NaN where it has none, or one older than its
+    ``last.pt``, with a warning)."""
+    metrics = {}
+    if scored_on_test(run_dir):
+        metrics = read_metrics(run_dir / TEST_METRICS)["metrics"]
+    else:
+        warnings.warn(f"{run_dir}: no evaluation on the test split ({TEST_METRICS} missing or older than {LAST}): "
+                      f"its test columns are empty; score it with --summary-only --test-split")
+    return {TEST + k: metrics.get(k, float("nan")) for k in SUMMARY_KEYS}
+
+
+def summarise(folder: Path, test_split: bool = False) -> pd.DataFrame:
     """summary.csv (a row per finished run), table.md (mean +- std over seeds) and the plots (slot robustness,
-    training curves)."""
+    training curves). ``test_split``: with the ``test/`` columns of each run's ``metrics-test.json``
+    (``row_on_test``) and the slot robustness on the test split (``slot_robustness-test.png``)."""
     rows = []
     for metrics_file in sorted(folder.glob("*/metrics.json")):
         record = read_metrics(metrics_file)
@@ -199,13 +274,18 @@ def summarise(folder: Path) -> pd.DataFrame:
                                    record["metrics"]),
                      "step": record["step"],
                      "sec_per_step": float(log["sec_per_step"].median()),
-                     "branched_from": cfg["train"]["init_from"] or ""})
+                     "branched_from": cfg["train"]["init_from"] or "",
+                     **(row_on_test(metrics_file.parent) if test_split else {})})
     summary = pd.DataFrame(rows)
     if summary.empty:
         raise MissingInputError(f"no finished run (metrics.json) under {folder}")
     summary.to_csv(folder / "summary.csv", index=False)
     (folder / "table.md").write_text(markdown_table(summary))
     viz.save_figure(viz.plot_slot_sweep(summary), folder / "slot_robustness.png")
+    if test_split:
+        viz.save_figure(viz.plot_slot_sweep(summary, [TEST + m for m in viz.SWEEP_METRICS],
+                                            title="the held-out test split (decoder maps)"),
+                        folder / "slot_robustness-test.png")
     viz.save_figure(viz.plot_sweep_curves(*sweep_curves(summary, folder)), folder / "curves.png", dpi=110)
     return summary
 
@@ -230,7 +310,10 @@ PLAIN_NAMES = {
 
 
 def plain_name(column: str) -> str:
-    """A summary column in words (``PLAIN_NAMES``), else the short form markdown_table always used."""
+    """A summary column in words (``PLAIN_NAMES``, ``(test)`` after a test split's), else the short form
+    markdown_table always used."""
+    if column.startswith(TEST):
+        return f"{plain_name(column.removeprefix(TEST))} (test)"
     return PLAIN_NAMES.get(column, column.replace("/video/", " ").replace("pseudo_labels/", ""))
 
 
@@ -297,8 +380,9 @@ def markdown_table(summary: pd.DataFrame, columns: list[str] | None = None, plai
     to the background slot / sharing a slot) in percent, as the field reports them; seconds per step; the
     pseudo-label statistics as they are (merged slots per clip, shares already in %). A cell averages the runs
     that have a value (runs evaluated before a diagnostic existed have none): ``(n=k)`` follows it when that is
-    fewer than the cell's seeds, ``–`` stands for none. ``plain``: column headers in words (``plain_name``)."""
-    columns = columns or COLUMNS
+    fewer than the cell's seeds, ``–`` stands for none. ``plain``: column headers in words (``plain_name``).
+    The default columns include the test split's (``TEST_COLUMNS``) when the summary has them."""
+    columns = columns or COLUMNS + [c for c in TEST_COLUMNS if c in summary.columns]
     columns = [c for name in columns for c in COLUMN_SETS.get(name, [name])]  # a set's name stands for its columns
     unknown = [c for c in columns if c not in summary.columns]
     if unknown:
@@ -316,7 +400,7 @@ def markdown_table(summary: pd.DataFrame, columns: list[str] | None = None, plai
             return "–"
         if column == "sec_per_step":
             return f"{mean.loc[key, column]:.3f}"
-        scale = 100 if column in METRIC_KEYS + SHARING_KEYS + PREMISE_FRACTIONS else 1
+        scale = 100 if column.removeprefix(TEST) in METRIC_KEYS + SHARING_KEYS + PREMISE_FRACTIONS else 1
         text = f"{scale * mean.loc[key, column]:.1f}" + (f" ± {scale * std.loc[key, column]:.1f}" if n > 1 else "")
         return text + (f" (n={n})" if n < count[key] else "")
 
@@ -339,13 +423,18 @@ def sweep_curves(summary: pd.DataFrame, folder: Path) -> tuple[pd.DataFrame, pd.
 
 
 def publish(folder: Path, results: Path, command: str) -> None:
-    """Copy the small files of a sweep to a results folder, with the command, commit and machine."""
+    """Copy the small files of a sweep to a results folder (a run's ``metrics-test.json`` and the test split's
+    plot where they exist), with the command, commit and machine."""
     results.mkdir(parents=True, exist_ok=True)
-    for name in ("summary.csv", "table.md", "slot_robustness.png", "curves.png"):
+    tested = TEST_KEYS[0] in pd.read_csv(folder / "summary.csv", nrows=0).columns  # summarised with --test-split
+    names = ["summary.csv", "table.md", "slot_robustness.png", "curves.png"] + ["slot_robustness-test.png"] * tested
+    for name in names:
         shutil.copy2(folder / name, results / name)
     for run in sorted(p.parent for p in folder.glob("*/metrics.json")):
         (results / "runs" / run.name).mkdir(parents=True, exist_ok=True)
-        for name in ("metrics.json", "log.csv", "eval.csv", "config.json"):
+        for name in ("metrics.json", "log.csv", "eval.csv", "config.json", TEST_METRICS):
+            if name == TEST_METRICS and not (run / name).exists():
+                continue
             shutil.copy2(run / name, results / "runs" / run.name / name)
     provenance = results / "provenance.json"
     commands = json.loads(provenance.read_text()).get("commands", []) if provenance.exists() else []
@@ -394,7 +483,7 @@ def sweep_from_args(args) -> Sweep:
     if not seeds:
         raise ConfigError("--seeds: no seed given", fix="e.g. --seeds 0,1,2")
     slots = parse_list(args.slots, int, name="--slots", minimum=1)
-    parse_list(args.columns, name="--columns", allowed=COLUMNS + list(COLUMN_SETS))
+    parse_list(args.columns, name="--columns", allowed=COLUMNS + TEST_COLUMNS + list(COLUMN_SETS))
     name = args.name or args.profile
     if Path(name).name != name or name in (".", ".."):
         raise ConfigError(f"--name: '{name}' is not a plain folder name", fix="give a name without '/' (e.g. easy)")
