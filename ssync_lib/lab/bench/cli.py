@@ -3,13 +3,14 @@
     python -m ssync_lib.lab.bench alignment [--sizes 64 256 576 1024 2304 5476] [--batch 1] [--chunk 256]
     python -m ssync_lib.lab.bench labels [--batch 64]      # MOVi-C and YouTube-VIS shapes against the loop reference
     python -m ssync_lib.lab.bench step --profile movi_c --batch 1   # random weights, on the CPU too
+    python -m ssync_lib.lab.bench step --profile cpu --against model.feature_layer=last --tag last --rounds 3
     python -m ssync_lib.lab.bench metrics
     python -m ssync_lib.lab.bench gradients --checkpoint checkpoints/cpu/cpu-baseline-s5-seed0/last.pt [--clips 8]
 
 Every subcommand prints a table, writes runs/bench/<name>.csv and a seaborn plot runs/bench/<name>.png (<name>:
-alignment (+ alignment_summary.csv), labels, step_<profile>, metrics, gradients_<checkpoint>; --out for another
-folder), on the CPU or a
-GPU (--device). Times are the best of --repeats runs after a warm-up; the thread count (--threads, else torch's
+alignment (+ alignment_summary.csv), labels, step_<profile> (step_<profile>_<tag> with --against: both
+configurations in one table), metrics, gradients_<checkpoint>; --out for another folder), on the CPU or a GPU
+(--device). Times are the best of --repeats runs after a warm-up; the thread count (--threads, else torch's
 default, which follows OMP_NUM_THREADS) is recorded in every table. Peak memory is torch's own
 (bench.memory.peak_memory: profiler allocation events on the CPU, torch.cuda.max_memory_allocated on a GPU), above
 what was allocated before the run.
@@ -31,7 +32,7 @@ from ssync_lib.lab.bench.alignment import (ALIGNMENT_SIZES, alignment_summary, a
                                           growth_exponents, run_alignment)
 from ssync_lib.lab.bench.labels import run_labels
 from ssync_lib.lab.bench.metric_speed import run_metrics
-from ssync_lib.lab.bench.step import run_step
+from ssync_lib.lab.bench.step import compare_step, run_step, step_ratios
 from ssync_lib.lab.bench.timing import DEFAULT_OUT, MB, save_table
 from ssync_lib.lab.gradients import gradient_report_checkpoint
 from ssync_lib.run_lock import check_writable
@@ -63,12 +64,27 @@ def _cmd_labels(args):
 
 
 def _cmd_step(args):
+    if args.against:
+        return _cmd_step_against(args)
     df = run_step(args.profile, args.batch, args.overrides, args.repeats, args.device)
     _print(f"training step parts at profile '{args.profile}'", df[["part", "time_ms", "ssync_step_pct",
                                                                     "dense_step_pct"]])
     ssync = df.set_index("part").loc[["SSync pseudo-labels", "SSync losses"], "ssync_step_pct"].sum()
     print(f"\nSSync (labels + losses): {ssync:.2f}% of the SSync training step (target <= 3% at MOVi-C on a GPU)")
     return [(df, viz.plot_step(df), f"step_{args.profile}")]
+
+
+def _cmd_step_against(args):
+    """--against: the profile's step and the step with the --against overrides, one CSV step_<profile>_<tag>."""
+    variants = {"profile": [], args.tag: args.against}
+    df = compare_step(args.profile, variants, args.batch, args.overrides, args.repeats, args.rounds, args.device)
+    ratios = step_ratios(df, "profile", args.tag)
+    _print(f"training step parts at profile '{args.profile}' against '{args.tag}' ({' '.join(args.against)}); "
+           f"best of {args.rounds} x {args.repeats} runs", ratios)
+    for objective in ("baseline", "ssync", "dense"):
+        ratio = ratios.set_index("part").loc[f"measured step, {objective} objective", "ratio"]
+        print(f"measured {objective} step: {args.tag} / profile = {ratio:.3f}x")
+    return [(df, viz.plot_step_comparison(df, "profile", args.tag), f"step_{args.profile}_{args.tag}")]
 
 
 def _cmd_metrics(args):
@@ -116,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_profile(p)
     p.add_argument("--batch", type=int, help="batch size (default: the profile's)")
     add_overrides(p, example="objective.dense_chunk=256")
+    p.add_argument("--against", nargs="+", metavar="KEY=VALUE",
+                   help="also time the step with these overrides on top of --set (another encoder, say): both in one "
+                        "CSV, step_<profile>_<tag> (column variant: profile / <tag>), and the ratio of each part")
+    p.add_argument("--tag", default="against", help="with --against: the name of its variant and of the CSV "
+                                                    "(default against)")
+    p.add_argument("--rounds", type=int, default=1, help="with --against: the variants take turns this many times, "
+                                                        "each part keeps its best (default 1)")
     p.set_defaults(run=_cmd_step)
     p = sub.add_parser("metrics", parents=[common], help="time of the metrics on a MOVi-sized evaluation batch")
     p.add_argument("--batch", type=int, help="videos (default 64)")
@@ -132,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # (option, smallest value) of the integer options, checked before any work (None: the option was not given)
 AT_LEAST = (("repeats", 1), ("threads", 1), ("batch", 1), ("frames", 1), ("chunk", 1), ("slots", 1), ("topk", 1),
-            ("clips", 1))
+            ("clips", 1), ("rounds", 1))
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -150,6 +173,9 @@ def check_args(args: argparse.Namespace) -> None:
             problems.append(f"--{name.replace('_', '-')} {value}: must be a number > 0")
     if getattr(args, "merge_iou", None) is not None and not 0 < args.merge_iou <= 1:
         problems.append(f"--merge-iou {args.merge_iou}: must be in (0, 1]")
+    tag = getattr(args, "tag", None)
+    if tag is not None and (tag == "profile" or not tag.replace("-", "").replace("_", "").isalnum()):
+        problems.append(f"--tag {tag!r}: must be a plain name (letters, digits, - and _), other than 'profile'")
     if problems:
         raise ConfigError(f"python -m ssync_lib.lab.bench {args.command}:\n  " + "\n  ".join(problems),
                           fix="change these values (python -m ssync_lib.lab.bench " + args.command + " --help)")

@@ -2,6 +2,8 @@
 SSync's labels and losses, dense alignment; each part's share of the SSync and of the SRL step.
 
     df = run_step("smoke")
+    df = compare_step("cpu_movi", {"profile": [], "pretrained": ["model.feature_layer=last", ...]}, rounds=3)
+    step_ratios(df, "profile", "pretrained")   # per part: time of each, ratio
 """
 from __future__ import annotations
 
@@ -32,8 +34,8 @@ def run_step(profile: str = "cpu", batch: int | None = None, overrides: Sequence
     Each part runs alone on detached inputs (a module's backward from random upstream gradients; an objective term's
     from its loss), so the parts add up to the step: `ssync_step_pct` is each part's share of the SSync step
     (SSYNC_STEP), `dense_step_pct` of SRL's step in its contrastive phase (DENSE_STEP; the redundancy regulariser,
-    early steps only, is shown against the same total). Two more rows: each objective's step measured as one
-    model + objective forward and backward, a cross-check of the sum of its parts."""
+    early steps only, is shown against the same total). Three more rows: each objective's step (baseline, SSync,
+    SRL) measured as one model + objective forward and backward, a cross-check of the sum of its parts."""
     device = resolve_device(device)
     cfg = get_config(profile, overrides)
     cfg.model.weights = "random"  # the time does not depend on the weights; no download
@@ -42,7 +44,7 @@ def run_step(profile: str = "cpu", batch: int | None = None, overrides: Sequence
     gen = torch.Generator().manual_seed(seed)
     model = create_model(cfg.model, size).to(device).train()
     objectives = {name: build_objective(replace(cfg.objective, name=name), model.feature_dim, cfg.model.slot_dim,
-                                        cfg.train.max_steps).to(device) for name in ("ssync", "dense")}
+                                        cfg.train.max_steps).to(device) for name in ("baseline", "ssync", "dense")}
     video = torch.randn(B, T, 3, size, size, generator=gen).to(device)  # B T 3 H W
     with torch.no_grad():
         out = model(video)
@@ -90,6 +92,7 @@ def run_step(profile: str = "cpu", batch: int | None = None, overrides: Sequence
                                                                  alpha)).backward(),
         "redundancy regulariser": lambda: redundancy_loss(slots[:, -1], attn[:, -1],
                                                           ocfg.redundancy_slots).backward(),
+        "measured step, baseline objective": full_step("baseline"),  # reconstruction + slot contrast (§1)
         "measured step, ssync objective": full_step("ssync"),
         "measured step, dense objective": full_step("dense"),
     }
@@ -97,12 +100,45 @@ def run_step(profile: str = "cpu", batch: int | None = None, overrides: Sequence
     for part, fn in parts.items():
         fn()  # warm-up
         rows.append({"part": part, "time_ms": best_time(fn, repeats, device) * 1e3})
-    df = pd.DataFrame(rows).set_index("part")
+    df = step_shares(pd.DataFrame(rows))
+    return df.assign(profile=profile, batch=B, frames=T, input_size=size, grid=f"{model.grid[0]}x{model.grid[1]}",
+                     slots=cfg.model.num_slots, dense_chunk=ocfg.dense_chunk, **machine_context(device))
+
+
+def step_shares(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` (columns part, time_ms; one configuration) with each part's share of the SSync step (SSYNC_STEP) and of
+    SRL's step (DENSE_STEP) in ``ssync_step_pct`` / ``dense_step_pct``."""
+    df = df.set_index("part")
     shares = {"ssync_step_pct": (SSYNC_STEP, ("measured step, ssync objective",)),
               "dense_step_pct": (DENSE_STEP, ("measured step, dense objective", "redundancy regulariser"))}
     for column, (members, also_shown) in shares.items():
         shown = list(members + also_shown)
         df.loc[shown, column] = 100 * df.loc[shown, "time_ms"] / df.loc[list(members), "time_ms"].sum()
-    df = df.reset_index()
-    return df.assign(profile=profile, batch=B, frames=T, input_size=size, grid=f"{model.grid[0]}x{model.grid[1]}",
-                     slots=cfg.model.num_slots, dense_chunk=ocfg.dense_chunk, **machine_context(device))
+    return df.reset_index()
+
+
+def compare_step(profile: str, variants: Mapping[str, Sequence[str]], batch: int | None = None,
+                 overrides: Sequence[str] = (), repeats: int = 3, rounds: int = 1, device: str = "cpu",
+                 seed: int = 0) -> pd.DataFrame:
+    """``run_step`` under several configurations of one profile (``variants``: name -> overrides on top of
+    ``overrides``, e.g. another encoder), one row per (variant, part), in one table: columns ``variant`` and
+    ``overrides`` (all of that variant's, as typed) beside run_step's. The variants take turns ``rounds`` times and
+    each part keeps its best time over all rounds, so a load that comes and goes on a shared machine reaches every
+    variant alike. Weights are random in every variant (run_step): the time does not depend on their values."""
+    frames = [run_step(profile, batch, [*overrides, *extra], repeats, device, seed)
+              .assign(variant=name, overrides=" ".join([*overrides, *extra]))
+              for _ in range(rounds) for name, extra in variants.items()]
+    timed = pd.concat(frames, ignore_index=True)
+    best = timed.loc[timed.groupby(["variant", "part"], sort=False)["time_ms"].idxmin()]
+    return pd.concat([step_shares(best[best["variant"] == name].drop(columns=["ssync_step_pct", "dense_step_pct"]))
+                      for name in variants], ignore_index=True)
+
+
+def step_ratios(df: pd.DataFrame, base: str, other: str) -> pd.DataFrame:
+    """Per part of a ``compare_step`` table: the time of variant ``base``, of ``other``, and ``ratio`` = other / base
+    (rows in the table's order of parts)."""
+    times = df.pivot(index="part", columns="variant", values="time_ms")
+    parts = list(dict.fromkeys(df["part"]))
+    out = pd.DataFrame({"part": parts, f"{base}_ms": times.loc[parts, base].to_numpy(),
+                        f"{other}_ms": times.loc[parts, other].to_numpy()})
+    return out.assign(ratio=out[f"{other}_ms"] / out[f"{base}_ms"])

@@ -19,7 +19,8 @@ returns them, or (T, 3, H, W). Library code never selects a matplotlib backend.
 from ssync_lib.lab.viz.arrays import (OBJECT_COLOUR_NAMES, SLOT_PALETTE, axes_grid, frame_indices, label_colors,
                                   object_colour_names, overlay, pca_rgb, slot_color_names, slot_colors, slot_tracks,
                                   to_image, to_numpy, track_summary, describe_tracks, upsample_labels, upsample_maps)
-from ssync_lib.lab.viz.bench import plot_alignment, plot_gradients, plot_labels, plot_metrics, plot_step
+from ssync_lib.lab.viz.bench import (plot_alignment, plot_gradients, plot_labels, plot_metrics, plot_step,
+                                    plot_step_comparison)
 from ssync_lib.lab.viz.maps import (add_slot_legend, draw_ground_truth, draw_labels, draw_map, draw_outlines,
                                 plot_explorer, plot_frames, plot_map_rows, plot_patch_sets, plot_pca, plot_slot_maps,
                                 selection_overlay)
@@ -34,7 +35,7 @@ __all__ = ["OBJECT_COLOUR_NAMES", "SLOT_PALETTE", "axes_grid", "frame_indices", 
            "overlay", "pca_rgb", "slot_color_names", "slot_colors", "slot_tracks", "to_image", "to_numpy",
            "track_summary", "describe_tracks", "upsample_labels", "upsample_maps", "add_slot_legend", "draw_ground_truth", "draw_labels",
            "draw_outlines", "plot_attention_iterations", "plot_reconstruction", "plot_slot_tracks", "plot_slot_vectors",
-           "plot_alignment", "plot_gradients", "plot_labels", "plot_metrics", "plot_step",
+           "plot_alignment", "plot_gradients", "plot_labels", "plot_metrics", "plot_step", "plot_step_comparison",
            "draw_map", "plot_explorer", "plot_frames", "plot_map_rows", "plot_patch_sets", "plot_pca",
            "plot_slot_maps", "selection_overlay", "NOT_LOSSES", "PAPER_SLOT_ROBUSTNESS", "SWEEP_METRICS",
            "metrics_rows", "objective_order", "plot_loss_curves", "plot_metric_bars", "plot_object_stats",

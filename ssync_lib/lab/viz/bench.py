@@ -74,6 +74,19 @@ def plot_step(df: pd.DataFrame, path: str | Path | None = None):
     return _finish(fig, path)
 
 
+def plot_step_comparison(df: pd.DataFrame, base: str, other: str, path: str | Path | None = None):
+    """A ``compare_step`` table: each part's time under variant ``base`` and ``other`` (horizontal bars, log scale),
+    the measured steps included; the title gives other / base of the measured SSync step."""
+    fig, (ax,) = _figure(1, width=8, height=4.5)
+    sns.barplot(data=df, y="part", x="time_ms", hue="variant", hue_order=[base, other], ax=ax)
+    ax.set(xscale="log", xlabel="time (ms, best run)", ylabel="")
+    steps = df[df["part"] == "measured step, ssync objective"].set_index("variant")["time_ms"]
+    first = df.iloc[0]
+    ax.set_title(f"Training step at '{first['profile']}', batch {first['batch']}: {other} / {base} = "
+                 f"{steps[other] / steps[base]:.2f}x (SSync step; {first['device']}, {first['threads']} threads)")
+    return _finish(fig, path)
+
+
 def plot_metrics(df: pd.DataFrame, path: str | Path | None = None):
     fig, (ax,) = _figure(1, width=7)
     sns.barplot(data=df, y="function", x="time_ms", ax=ax)
