@@ -51,7 +51,7 @@ def test_compare_step_takes_turns_and_keeps_each_parts_best(monkeypatch):
 
     calls = []
 
-    def fake_run_step(profile, batch, overrides, repeats, device, seed):
+    def fake_run_step(profile, batch, overrides, repeats, device, seed, clock):
         calls.append(list(overrides))
         n = len(calls)  # call n: part times n and 10 - n (the best of each part comes from a different round)
         parts = list(bench.DENSE_STEP) + ["SSync pseudo-labels", "SSync losses", "measured step, ssync objective",
@@ -69,3 +69,16 @@ def test_compare_step_takes_turns_and_keeps_each_parts_best(monkeypatch):
     assert a.set_index("part").loc[list(bench.SSYNC_STEP), "ssync_step_pct"].sum() == pytest.approx(100)
     ratios = bench.step_ratios(df, "a", "b").set_index("part")
     assert ratios.loc["encoder", "ratio"] == pytest.approx(4.0 / 5.0) and ratios.loc["slot attention + predictor", "ratio"] == 2.0
+
+
+def test_cpu_clock_times_the_work_not_the_wait(monkeypatch):
+    """--clock cpu counts this process's CPU time: a part that sleeps costs nothing on it and its time on the wall."""
+    import time
+
+    from ssync_lib.lab.bench.timing import best_time
+
+    assert best_time(lambda: time.sleep(0.05), repeats=2, clock="cpu") < 0.01
+    assert best_time(lambda: time.sleep(0.05), repeats=2, clock="wall") >= 0.05
+    df = bench.run_step("smoke", batch=2, repeats=1, clock="cpu")
+    assert (df["clock"] == "cpu").all() and (df["time_ms"] > 0).all()
+    assert bench.main(["step", "--profile", "smoke", "--clock", "cpu", "--device", "cuda"]) == 2

@@ -33,7 +33,7 @@ from ssync_lib.lab.bench.alignment import (ALIGNMENT_SIZES, alignment_summary, a
 from ssync_lib.lab.bench.labels import run_labels
 from ssync_lib.lab.bench.metric_speed import run_metrics
 from ssync_lib.lab.bench.step import compare_step, run_step, step_ratios
-from ssync_lib.lab.bench.timing import DEFAULT_OUT, MB, save_table
+from ssync_lib.lab.bench.timing import CLOCKS, DEFAULT_OUT, MB, save_table
 from ssync_lib.lab.gradients import gradient_report_checkpoint
 from ssync_lib.run_lock import check_writable
 
@@ -66,7 +66,7 @@ def _cmd_labels(args):
 def _cmd_step(args):
     if args.against:
         return _cmd_step_against(args)
-    df = run_step(args.profile, args.batch, args.overrides, args.repeats, args.device)
+    df = run_step(args.profile, args.batch, args.overrides, args.repeats, args.device, clock=args.clock)
     _print(f"training step parts at profile '{args.profile}'", df[["part", "time_ms", "ssync_step_pct",
                                                                     "dense_step_pct"]])
     ssync = df.set_index("part").loc[["SSync pseudo-labels", "SSync losses"], "ssync_step_pct"].sum()
@@ -77,10 +77,11 @@ def _cmd_step(args):
 def _cmd_step_against(args):
     """--against: the profile's step and the step with the --against overrides, one CSV step_<profile>_<tag>."""
     variants = {"profile": [], args.tag: args.against}
-    df = compare_step(args.profile, variants, args.batch, args.overrides, args.repeats, args.rounds, args.device)
+    df = compare_step(args.profile, variants, args.batch, args.overrides, args.repeats, args.rounds, args.device,
+                      clock=args.clock)
     ratios = step_ratios(df, "profile", args.tag)
     _print(f"training step parts at profile '{args.profile}' against '{args.tag}' ({' '.join(args.against)}); "
-           f"best of {args.rounds} x {args.repeats} runs", ratios)
+           f"best of {args.rounds} x {args.repeats} runs, {args.clock} clock", ratios)
     for objective in ("baseline", "ssync", "dense"):
         ratio = ratios.set_index("part").loc[f"measured step, {objective} objective", "ratio"]
         print(f"measured {objective} step: {args.tag} / profile = {ratio:.3f}x")
@@ -137,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "CSV, step_<profile>_<tag> (column variant: profile / <tag>), and the ratio of each part")
     p.add_argument("--tag", default="against", help="with --against: the name of its variant and of the CSV "
                                                     "(default against)")
+    p.add_argument("--clock", choices=tuple(CLOCKS), default="wall",
+                   help="wall: elapsed time (default) | cpu: this process's CPU time, which other jobs on a shared "
+                        "machine do not inflate (CPU only; with one thread, --threads 1)")
     p.add_argument("--rounds", type=int, default=1, help="with --against: the variants take turns this many times, "
                                                         "each part keeps its best (default 1)")
     p.set_defaults(run=_cmd_step)
@@ -173,6 +177,9 @@ def check_args(args: argparse.Namespace) -> None:
             problems.append(f"--{name.replace('_', '-')} {value}: must be a number > 0")
     if getattr(args, "merge_iou", None) is not None and not 0 < args.merge_iou <= 1:
         problems.append(f"--merge-iou {args.merge_iou}: must be in (0, 1]")
+    if getattr(args, "clock", "wall") == "cpu" and args.device != "cpu":
+        problems.append(f"--clock cpu with --device {args.device}: the CPU time does not see the GPU's work; use "
+                        f"--clock wall")
     tag = getattr(args, "tag", None)
     if tag is not None and (tag == "profile" or not tag.replace("-", "").replace("_", "").isalnum()):
         problems.append(f"--tag {tag!r}: must be a plain name (letters, digits, - and _), other than 'profile'")

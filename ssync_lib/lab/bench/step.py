@@ -27,7 +27,7 @@ DENSE_STEP = SSYNC_STEP[:5] + ("dense alignment",)
 
 
 def run_step(profile: str = "cpu", batch: int | None = None, overrides: Sequence[str] | Mapping = (),
-             repeats: int = 3, device: str = "cpu", seed: int = 0) -> pd.DataFrame:
+             repeats: int = 3, device: str = "cpu", seed: int = 0, clock: str = "wall") -> pd.DataFrame:
     """Time of each part of a training step (forward + backward) at `profile`'s config, with random backbone weights
     and a random video of the profile's input size and chunk length (`batch` overrides train.batch_size).
 
@@ -35,7 +35,8 @@ def run_step(profile: str = "cpu", batch: int | None = None, overrides: Sequence
     from its loss), so the parts add up to the step: `ssync_step_pct` is each part's share of the SSync step
     (SSYNC_STEP), `dense_step_pct` of SRL's step in its contrastive phase (DENSE_STEP; the redundancy regulariser,
     early steps only, is shown against the same total). Three more rows: each objective's step (baseline, SSync,
-    SRL) measured as one model + objective forward and backward, a cross-check of the sum of its parts."""
+    SRL) measured as one model + objective forward and backward, a cross-check of the sum of its parts. `clock`: timing.CLOCKS (the
+    column `clock` says which)."""
     device = resolve_device(device)
     cfg = get_config(profile, overrides)
     cfg.model.weights = "random"  # the time does not depend on the weights; no download
@@ -99,10 +100,10 @@ def run_step(profile: str = "cpu", batch: int | None = None, overrides: Sequence
     rows = []
     for part, fn in parts.items():
         fn()  # warm-up
-        rows.append({"part": part, "time_ms": best_time(fn, repeats, device) * 1e3})
+        rows.append({"part": part, "time_ms": best_time(fn, repeats, device, clock) * 1e3})
     df = step_shares(pd.DataFrame(rows))
     return df.assign(profile=profile, batch=B, frames=T, input_size=size, grid=f"{model.grid[0]}x{model.grid[1]}",
-                     slots=cfg.model.num_slots, dense_chunk=ocfg.dense_chunk, **machine_context(device))
+                     slots=cfg.model.num_slots, dense_chunk=ocfg.dense_chunk, clock=clock, **machine_context(device))
 
 
 def step_shares(df: pd.DataFrame) -> pd.DataFrame:
@@ -119,13 +120,13 @@ def step_shares(df: pd.DataFrame) -> pd.DataFrame:
 
 def compare_step(profile: str, variants: Mapping[str, Sequence[str]], batch: int | None = None,
                  overrides: Sequence[str] = (), repeats: int = 3, rounds: int = 1, device: str = "cpu",
-                 seed: int = 0) -> pd.DataFrame:
+                 seed: int = 0, clock: str = "wall") -> pd.DataFrame:
     """``run_step`` under several configurations of one profile (``variants``: name -> overrides on top of
     ``overrides``, e.g. another encoder), one row per (variant, part), in one table: columns ``variant`` and
     ``overrides`` (all of that variant's, as typed) beside run_step's. The variants take turns ``rounds`` times and
     each part keeps its best time over all rounds, so a load that comes and goes on a shared machine reaches every
     variant alike. Weights are random in every variant (run_step): the time does not depend on their values."""
-    frames = [run_step(profile, batch, [*overrides, *extra], repeats, device, seed)
+    frames = [run_step(profile, batch, [*overrides, *extra], repeats, device, seed, clock)
               .assign(variant=name, overrides=" ".join([*overrides, *extra]))
               for _ in range(rounds) for name, extra in variants.items()]
     timed = pd.concat(frames, ignore_index=True)
