@@ -171,8 +171,13 @@ def run_pretrain(args: argparse.Namespace) -> int:
     run_dir = resolve_path(cfg.train.run_root) / cfg.run_name
     if args.export is not None:
         from ssync_lib.pretrain.features import curves_figure
+        from ssync_lib.pretrain.loop import WEIGHTS
+        from ssync_lib.run_lock import check_not_busy
 
-        weights = export_weights(run_dir, out=args.export or None)
+        out = resolve_path(args.export) if args.export else run_dir / WEIGHTS
+        if out.resolve().is_relative_to(run_dir.resolve()):  # not into a folder that a pretraining is writing
+            check_not_busy(run_dir, out, writes_own=WEIGHTS, elsewhere="--export OUT")
+        weights = export_weights(run_dir, out=out)
         curves = curves_figure(run_dir / "log.csv", weights.with_name(weights.stem + "-curves.png"))
         print(f"wrote {weights}, {weights.with_suffix('.json')} and {curves}")
         return 0
@@ -238,18 +243,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def interrupted_message(err: KeyboardInterrupt, args: argparse.Namespace, argv: list[str]) -> str:
     """The message of Ctrl-C: training's note (``errors.Interrupted``: the last checkpoint) and the command that
-    continues (train: the same with --resume; experiment: the same, finished runs are kept)."""
+    continues (train, pretrain: the same with --resume when a checkpoint was written; experiment: the same, finished
+    runs are kept)."""
     message = err.message if isinstance(err, Interrupted) else "stopped by Ctrl-C"
     again = ["python", "-m", "ssync_lib", *argv]
-    if args.command == "train":
+    if args.command in ("train", "pretrain"):
         resumable = isinstance(err, Interrupted) and "--resume" in err.fix  # a checkpoint was written
         if resumable and "--resume" not in argv:
             again.append("--resume")
         how = "resume with" if resumable else "run it again:"
     elif args.command == "experiment":
         how = "continue the sweep with the same command (finished runs are kept, an interrupted one resumes):"
-    elif hasattr(args, "resume") and not args.resume:  # another command that resumes (pretrain)
-        how = "run it again, with --resume to continue from its last checkpoint if it wrote one:"
     else:
         how = "run it again:"
     return f"{message}\nfix: {how} {shlex.join(again)}"

@@ -51,9 +51,11 @@ def holder(run_dir: str | Path) -> str:
     return text or "unknown (the holder has not written its PID yet)"
 
 
-def check_not_busy(run_dir: str | Path, what: str) -> None:
+def check_not_busy(run_dir: str | Path, what: str, writes_own: str = "metrics.json",
+                   elsewhere: str = "--out PATH") -> None:
     """Refuse (``RunBusyError``) to write ``what`` into ``run_dir`` while another process holds its lock (a training
-    in progress); a free or absent lock passes. Takes no lock and writes nothing."""
+    in progress, which writes its own ``writes_own`` at the end); a free or absent lock passes. Takes no lock and
+    writes nothing."""
     path = Path(run_dir) / LOCK_NAME
     if fcntl is None or not path.exists():
         return
@@ -65,8 +67,8 @@ def check_not_busy(run_dir: str | Path, what: str) -> None:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
         raise RunBusyError(f"cannot write {what}: run folder {run_dir} is in use by another process: "
-                           f"{holder(run_dir)}", fix="wait until it ends (its training writes its own metrics.json), "
-                                                     "or write elsewhere (--out PATH)") from None
+                           f"{holder(run_dir)}", fix=f"wait until it ends (its training writes its own {writes_own}), "
+                                                      f"or write elsewhere ({elsewhere})") from None
     finally:
         os.close(fd)  # closing drops the shared lock if it was taken
 
@@ -129,6 +131,12 @@ class RunLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def writer_lock(run_dir: str | Path) -> RunLock | None:
+    """The lock of ``run_dir`` for the process that writes there: rank 0 under ``torchrun`` (``RANK``), the only
+    process otherwise; ``None`` for the other ranks, which write nothing. Not yet acquired."""
+    return RunLock(run_dir) if int(os.environ.get("RANK", "0")) == 0 else None
 
 
 def check_writable(path: Path, need_bytes: int = 1 << 20, elsewhere: str = "--out PATH") -> None:

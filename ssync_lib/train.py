@@ -55,7 +55,7 @@ from ssync_lib.evaluate import evaluate
 from ssync_lib.models import create_model
 from ssync_lib.objectives import build_objective
 from ssync_lib.optim import build_optimizer, build_scheduler
-from ssync_lib.run_lock import RunLock, check_writable
+from ssync_lib.run_lock import check_writable, writer_lock
 from ssync_lib.run_log import CsvLog, RunningMeans, tensorboard_write, tensorboard_writer, write_metrics
 from ssync_lib.runtime import DistInfo, resolve_device, run_process, seed_everything
 
@@ -110,7 +110,7 @@ def train(cfg: Config, resume: bool | str = False, progress: bool = True,
                           fix=f"copy the run first (cp -r {run_dir} runs/) and resume the copy (train.run_root=runs), "
                               f"or branch from it: --init-from {ckpt_path} --name NEW")
     check_data_root(cfg)
-    lock = RunLock(run_dir) if int(os.environ.get("RANK", "0")) == 0 else None  # rank 0 writes
+    lock = writer_lock(run_dir)  # rank 0 writes
     if lock is not None:
         lock.acquire()  # one writer per run folder: a second train / resume is refused here
     try:
@@ -253,9 +253,7 @@ def _train(cfg: Config, info: DistInfo, device: torch.device, run_dir: Path, ckp
         if info.is_main:
             write_metrics(run_dir / "metrics.json", metrics, step=step, cfg=cfg, checkpoint=ckpt_path)
     except KeyboardInterrupt:
-        raise Interrupted(f"interrupted at step {step} of {tcfg.max_steps} in {run_dir}: {_kept(last_good)}",
-                          fix="continue with the same command and --resume" if last_good[0] else
-                          "start it again with the same command") from None
+        raise interrupted(step, tcfg.max_steps, run_dir, last_good) from None
     except OSError as err:
         if err.errno not in WRITE_ERRNOS:
             raise
@@ -273,6 +271,14 @@ def _train(cfg: Config, info: DistInfo, device: torch.device, run_dir: Path, ckp
 
 
 WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)  # a full or read-only disk
+
+
+def interrupted(step: int, max_steps: int, run_dir: Path, last_good: tuple) -> Interrupted:
+    """Ctrl-C in a training loop (``train``, ``pretrain``) at ``step``: where the last checkpoint is, and how to go on
+    (``__main__.interrupted_message`` turns the fix into the exact command)."""
+    return Interrupted(f"interrupted at step {step} of {max_steps} in {run_dir}: {_kept(last_good)}",
+                       fix="continue with the same command and --resume" if last_good[0] else
+                       "start it again with the same command")
 
 
 def _kept(last_good: tuple) -> str:

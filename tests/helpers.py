@@ -1,7 +1,12 @@
 """Small assertions and fixtures' helpers the tests share."""
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+
+from ssync_lib.config import project_root
 
 
 def exactly(metrics):
@@ -31,3 +36,14 @@ def poison_objective(monkeypatch, term: str = "slot_contrast", at_step: int = 0)
         return objective
 
     monkeypatch.setattr(train_module, "build_objective", poisoned)
+
+
+def hold_lock(run: Path, command: str = "holder-cmd --name four") -> subprocess.Popen:
+    """A process holding ``run``'s lock (as a training in it would; ``command`` is what its lock file says), started
+    and holding when this returns. The caller kills it."""
+    code = ("import sys, time; from ssync_lib.run_lock import RunLock; RunLock(sys.argv[1], command=sys.argv[2])"
+            ".acquire(); print('held', flush=True); time.sleep(120)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(run), command], stdout=subprocess.PIPE, text=True,
+                            cwd=project_root())
+    assert proc.stdout.readline().strip() == "held"
+    return proc

@@ -16,7 +16,7 @@ from ssync_lib.__main__ import main
 from ssync_lib.config import get_config, project_root
 from ssync_lib.data import DataWarning, synthetic
 from ssync_lib.errors import UserInputError
-from tests.helpers import poison_objective
+from tests.helpers import hold_lock, poison_objective
 
 SHIPPED = project_root() / "checkpoints" / "cpu"
 
@@ -318,19 +318,6 @@ def test_masks_without_objects_give_null_metrics_with_the_skipped_count(smoke, t
 
 
 # ----------------------------------------------------------------------------- one writer per run folder (issue 32)
-
-def hold_lock(run: Path):
-    """A process holding ``run``'s lock (as a training in it would), started and holding when this returns."""
-    import subprocess
-    import sys
-
-    code = ("import sys, time; from ssync_lib.run_lock import RunLock; RunLock(sys.argv[1], command='holder-cmd "
-            "--name four').acquire(); print('held', flush=True); time.sleep(120)")
-    proc = subprocess.Popen([sys.executable, "-c", code, str(run)], stdout=subprocess.PIPE, text=True,
-                            cwd=project_root())
-    assert proc.stdout.readline().strip() == "held"
-    return proc
-
 
 def test_a_second_writer_of_a_run_folder_is_refused_with_the_holders_pid(smoke, capsys):
     from ssync_lib.run_lock import RunLock
@@ -864,10 +851,9 @@ def test_ctrl_c_message_of_other_commands_that_resume():
 
     from ssync_lib.__main__ import interrupted_message
 
-    args = argparse.Namespace(command="pretrain", resume=False)
+    args = argparse.Namespace(command="pretrain", resume=False)  # before its loop (in it: test_pretrain.py)
     text = interrupted_message(KeyboardInterrupt(), args, ["pretrain", "--profile", "cpu_movi"])
-    assert text == ("stopped by Ctrl-C\nfix: run it again, with --resume to continue from its last checkpoint if it "
-                    "wrote one: python -m ssync_lib pretrain --profile cpu_movi")
+    assert text == "stopped by Ctrl-C\nfix: run it again: python -m ssync_lib pretrain --profile cpu_movi"
     args = argparse.Namespace(command="evaluate")
     assert interrupted_message(KeyboardInterrupt(), args, ["evaluate"]).endswith("run it again: python -m ssync_lib "
                                                                                   "evaluate")

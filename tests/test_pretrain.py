@@ -26,6 +26,7 @@ from ssync_lib.pretrain.config import DinoConfig
 from ssync_lib.pretrain.dino import DinoLoss, teacher_temp_at
 from ssync_lib.pretrain.features import feature_sets, pretrained_encoder
 from ssync_lib.pretrain.views import block_mask, make_views
+from tests.helpers import hold_lock
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
 
@@ -330,3 +331,79 @@ def test_export_writes_weights_json_and_curves_from_last_pt(base_run, smoke, tmp
     torch.testing.assert_close(pretrained_encoder(out)(images),
                                pretrained_encoder(base_run.run_dir / "vit.safetensors")(images))
     assert str(out) in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- one writer, Ctrl-C (as train)
+
+def test_a_second_pretrain_of_a_busy_run_folder_is_refused_with_the_holders_pid(smoke, capsys):
+    run = __import__("pathlib").Path(smoke["train.run_root"]) / "busy"
+    sets = ["--set", *[f"{k}={v}" for k, v in smoke.items()]]
+    proc = hold_lock(run, command="python -m ssync_lib pretrain --name busy")
+    try:
+        for extra in ([], ["--resume"]):
+            assert main(["pretrain", "--profile", "smoke", "--name", "busy", "--no-progress", *extra, *sets]) == 2
+            err = capsys.readouterr().err
+            assert err.startswith(f"error: run folder {run} is in use by another process: PID {proc.pid}: python -m "
+                                  f"ssync_lib pretrain --name busy") and "--resume" in err, err
+        # --export would write vit.safetensors into the folder that the run exports into at its end
+        assert main(["pretrain", "--profile", "smoke", "--name", "busy", "--export", *sets]) == 2
+        err = capsys.readouterr().err
+        assert f"cannot write {run / 'vit.safetensors'}: run folder {run} is in use by another process" in err
+        assert "--export OUT" in err
+    finally:
+        proc.kill()
+        proc.wait()
+    assert sorted(p.name for p in run.iterdir()) == [".lock"]  # nothing written by the refused ones
+
+
+def test_ctrl_c_in_the_loop_says_where_the_checkpoint_is_and_the_resume_continues(smoke, tmp_path, capsys,
+                                                                                   monkeypatch, base_run):
+    import ssync_lib.pretrain.loop as loop
+    from ssync_lib.errors import RunBusyError
+    from ssync_lib.run_lock import RunLock
+
+    run = tmp_path / "cc"
+    real = loop.make_views
+
+    def views_or_ctrl_c(video, index, step, *args):
+        if step == 4:  # after the checkpoint of step 3 (smoke: ckpt_every 3 of 6)
+            with pytest.raises(RunBusyError):  # the loop holds the folder's lock
+                RunLock(run).acquire()
+            raise KeyboardInterrupt
+        return real(video, index, step, *args)
+
+    monkeypatch.setattr(loop, "make_views", views_or_ctrl_c)
+    argv = ["pretrain", "--profile", "smoke", "--name", "cc", "--no-progress", "--set",
+            *[f"{k}={v}" for k, v in {**smoke, "train.run_root": str(tmp_path)}.items()]]
+    capsys.readouterr()
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert err == (f"interrupted: interrupted at step 4 of 6 in {run}: the last checkpoint is {run / 'last.pt'} "
+                   f"(step 3), written whole (atomic save)\nfix: resume with python -m ssync_lib "
+                   f"{' '.join(argv)} --resume\n"), err
+    assert load_checkpoint(run / "last.pt")["step"] == 3 and not (run / ".lock").exists()
+    assert not (run / "vit.safetensors").exists()
+    monkeypatch.setattr(loop, "make_views", real)
+    assert main([*argv, "--resume"]) == 0  # the command the message gives
+    ours, theirs = load_checkpoint(run / "last.pt"), load_checkpoint(base_run.run_dir / "last.pt")
+    assert ours["step"] == theirs["step"] == 6 and (run / "vit.safetensors").exists()
+    for part in ("student", "teacher", "loss"):  # the same run as the uninterrupted one (one thread, CPU)
+        for key, value in theirs[part].items():
+            assert torch.equal(ours[part][key], value), (part, key)
+
+
+def test_ctrl_c_before_the_first_checkpoint_says_to_start_again(smoke, tmp_path, capsys, monkeypatch):
+    import ssync_lib.pretrain.loop as loop
+
+    def ctrl_c(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "make_views", ctrl_c)
+    argv = ["pretrain", "--profile", "smoke", "--name", "early", "--no-progress", "--set",
+            *[f"{k}={v}" for k, v in {**smoke, "train.run_root": str(tmp_path)}.items()]]
+    capsys.readouterr()
+    assert main(argv) == 130
+    assert capsys.readouterr().err == (f"interrupted: interrupted at step 0 of 6 in {tmp_path / 'early'}: no "
+                                       f"checkpoint was written yet\nfix: run it again: python -m ssync_lib "
+                                       f"{' '.join(argv)}\n")
+    assert not (tmp_path / "early" / "last.pt").exists() and not (tmp_path / "early" / ".lock").exists()

@@ -9,6 +9,10 @@ beside it when installed), ``last.pt`` (atomic, see ``checkpoint.py``; resumed b
 ``step-<N>.pt`` every ``keep_every`` steps, and at the end ``vit.safetensors`` (the teacher's ViT: DINO
 evaluates the teacher) with ``vit.json`` (the ``model.*`` settings that read it).
 
+As in ``train``, one process writes a run folder (``run_lock.py``: a second ``pretrain`` of the same folder is
+refused with the holder's PID), and Ctrl-C in the loop stops with ``errors.Interrupted``: where the last checkpoint
+is; the command line prints the exact ``--resume`` command.
+
 The data order is the training loop's (``data/order.py``: a pure function of seed, epoch and rank) over the
 concatenated folders of ``dino.mix``; the views are a pure function of (seed, step, clip index) (``views.py``).
 A resumed run therefore needs only the step and the weights. Under ``torchrun`` the student is wrapped in DDP;
@@ -46,9 +50,10 @@ from ssync_lib.errors import CheckpointError, ConfigError, TrainingCollapseError
 from ssync_lib.pretrain.config import PretrainConfig
 from ssync_lib.pretrain.dino import DinoLoss, DinoViT, cosine, ema_update, lr_at, make_teacher
 from ssync_lib.pretrain.views import make_views
+from ssync_lib.run_lock import writer_lock
 from ssync_lib.run_log import CsvLog, RunningMeans, tensorboard_write, tensorboard_writer
 from ssync_lib.runtime import DistInfo, resolve_device, run_process, seed_everything
-from ssync_lib.train import LAST, _check_finite, _resolve_resume
+from ssync_lib.train import LAST, _check_finite, _kept, _resolve_resume, interrupted
 
 KIND = "pretrain"  # checkpoint["kind"]: a slot-model checkpoint is refused here and vice versa
 WEIGHTS = "vit.safetensors"  # and vit.json beside it
@@ -146,13 +151,20 @@ def pretrain(cfg: PretrainConfig, resume: bool | str = False, progress: bool = T
     device = resolve_device(tcfg.device, int(os.environ.get("LOCAL_RANK", "0")))
     run_dir = resolve_path(tcfg.run_root) / cfg.run_name
     ckpt_path = run_dir / LAST
-    resume = _resolve_resume(resume, ckpt_path)
-    state = None
-    if resume:
-        state = load_pretrain_checkpoint(ckpt_path)
-        check_pretrain_change(state["config"], cfg, ckpt_path, allow_config_change)
-    with run_process(device, tcfg.deterministic) as info:
-        return _pretrain(cfg, info, device, run_dir, ckpt_path, state, progress)
+    lock = writer_lock(run_dir)  # rank 0 writes
+    if lock is not None:
+        lock.acquire()  # one writer per run folder, as in train: a second pretrain / resume is refused here
+    try:
+        resume = _resolve_resume(resume, ckpt_path)
+        state = None
+        if resume:
+            state = load_pretrain_checkpoint(ckpt_path)
+            check_pretrain_change(state["config"], cfg, ckpt_path, allow_config_change)
+        with run_process(device, tcfg.deterministic) as info:
+            return _pretrain(cfg, info, device, run_dir, ckpt_path, state, progress)
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def _pretrain(cfg: PretrainConfig, info: DistInfo, device, run_dir: Path, ckpt_path: Path, state, progress: bool):
@@ -253,6 +265,8 @@ def _pretrain(cfg: PretrainConfig, info: DistInfo, device, run_dir: Path, ckpt_p
         bar.close()
         if info.is_main:
             export_weights(run_dir)
+    except KeyboardInterrupt:  # Ctrl-C: where the last checkpoint is and how to resume (as train)
+        raise interrupted(step, tcfg.max_steps, run_dir, last_good) from None
     finally:
         batches.close()
         bar.close()
@@ -289,14 +303,12 @@ def _low_mi_rows(rows: list[dict], cfg: PretrainConfig) -> int:
 
 def _collapse_error(row: dict, cfg: PretrainConfig, last_good) -> TrainingCollapseError:
     d = cfg.dino
-    ckpt, ckpt_step = last_good
-    kept = f"the last checkpoint is {ckpt} (step {ckpt_step})" if ckpt else "no checkpoint was written yet"
     return TrainingCollapseError(
         f"step {row['step']}: the DINO teacher has collapsed: its output no longer depends on the input (batch mutual "
         f"information {row['teacher_mi']:.4f} nats for the CLS head and {row['teacher_mi_patch']:.4f} for the patch "
         f"head, both < dino.collapse_mi={d.collapse_mi} for {d.collapse_patience} log rows; teacher entropy "
         f"{row['teacher_entropy']:.3f} of log K = {math.log(d.out_dim):.3f}, KL(teacher || student) "
-        f"{row['kl']:.4f}); training stopped, {kept}",
+        f"{row['kl']:.4f}); training stopped, {_kept(last_good)}",
         fix="start again with a lower train.lr, a higher dino.momentum, a lower dino.teacher_temp or a higher "
             "dino.centre_momentum (a collapsed run does not recover by resuming)")
 
