@@ -6,7 +6,7 @@
     python data_scripts/make_synthetic.py --profile cpu_movi                 # data/movi-mini (PyBullet, 3D)
 
 The profile's level picks the generator: the 2D scenes (ssync_lib/data/synthetic.py) or movi-mini, the MOVi-style
-3D level (ssync_lib/data/movi_mini.py: train, val and --num-test test videos; an interrupted run resumes).
+3D level (ssync_lib/data/movi_mini/: train, val and --num-test test videos; an interrupted run resumes).
 
 Extra arguments are config overrides (`key=value`, see ssync_lib/config.py). Without --root, a level
 other than the profile's goes next to the profile's root: data/synth-easy -> data/synth-hard,

@@ -8,7 +8,7 @@ smoke   seconds per notebook; CI. Tiny synthetic data, tiny model.
 cpu     teaching on a laptop (2 cores): the CPU recipe on the synthetic data (synth-easy).
 cpu_tex the same recipe on synth-tex, the textured level (3-8 objects that vary inside).
 cpu_tex_mild the same recipe on synth-tex-mild (3-5 larger objects, a third of synth-tex's variation).
-cpu_movi the same recipe on movi-mini, the MOVi-style 3D level rendered with PyBullet (data/movi_mini.py).
+cpu_movi the same recipe on movi-mini, the MOVi-style 3D level rendered with PyBullet (data/movi_mini/).
 movi_c, movi_e, ytvis, coco
         the published configurations (docs/method.md, the §1 table) for GPU servers.
 
@@ -37,7 +37,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class DataConfig:
     source: str = "synthetic"  # synthetic | movi | ytvis | davis
     root: str = "data/synth-easy"  # folder of the data set (shards, frames, annotations)
-    level: str = "synth-easy"  # synthetic level: synth-easy | synth-hard | synth-tex | synth-tex-mild (data/scenes.py LEVELS); movi-mini (data/movi_mini.py)
+    level: str = "synth-easy"  # synthetic level: synth-easy | synth-hard | synth-tex | synth-tex-mild (data/scenes.py LEVELS); movi-mini (data/movi_mini/)
     synth_seed: int = 0  # synthetic generator seed (independent of train.seed)
     num_train: int = 2000  # synthetic videos generated for training
     num_val: int = 200  # synthetic videos generated for validation

@@ -1,4 +1,4 @@
-"""movi-mini (ssync_lib/data/movi_mini.py): a tiny level generated with PyBullet and read back through the MOVi
+"""movi-mini (ssync_lib/data/movi_mini/): a tiny level generated with PyBullet and read back through the MOVi
 reader; the same bytes twice (in- and out-of-process, any worker count); resumption; the held-out test split;
 textures reloaded after every reset; the error without pybullet."""
 import builtins
@@ -113,7 +113,8 @@ def test_textures_are_reloaded_after_every_reset(tiny):
 
 
 def test_an_interrupted_generation_picks_up_where_it_stopped(tiny, tmp_path, monkeypatch):
-    monkeypatch.setattr(movi_mini, "SHARD_SIZE", 2)
+    build = movi_mini.build  # the driver: generate reads its shard size and sample maker there
+    monkeypatch.setattr(build, "SHARD_SIZE", 2)
     made = []
     real = movi_mini.make_video_sample
 
@@ -123,7 +124,7 @@ def test_an_interrupted_generation_picks_up_where_it_stopped(tiny, tmp_path, mon
         made.append(job[4:])
         return real(job)
 
-    monkeypatch.setattr(movi_mini, "make_video_sample", interrupted)
+    monkeypatch.setattr(build, "make_video_sample", interrupted)
     run = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         movi_mini.generate(run, workers=1, **TINY)
@@ -135,7 +136,7 @@ def test_an_interrupted_generation_picks_up_where_it_stopped(tiny, tmp_path, mon
         made.append(job[4:])
         return real(job)
 
-    monkeypatch.setattr(movi_mini, "make_video_sample", counted)
+    monkeypatch.setattr(build, "make_video_sample", counted)
     assert movi_mini.generate(run, workers=1, **TINY) is False
     assert ("train", 0) not in made and ("train", 1) not in made and len(made) == 7 - 2  # videos 0-1 were kept
     reference = tmp_path / "reference"
@@ -196,7 +197,7 @@ def test_primitive_meshes_are_closed_and_outward():
     triangles is positive and matches the solid's)."""
     for shape, volume in (("cube", 8.0), ("sphere", 4 / 3 * np.pi), ("cylinder", 2 * np.pi),
                           ("capsule", np.pi * 0.25 * (1 + 4 / 3 * 0.5))):
-        (verts, idx, uvs), _ = movi_mini._primitive(shape, 1.0, np.ones(3))
+        (verts, idx, uvs), _ = movi_mini.geometry._primitive(shape, 1.0, np.ones(3))
         tri = verts[idx.reshape(-1, 3)]
         signed = np.einsum("fi,fi->f", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum() / 6
         assert signed == pytest.approx(volume, rel=0.06), shape
