@@ -6,13 +6,13 @@
 Run folder ``<train.run_root>/<cfg.run_name>/``: ``config.json`` (the resolved config), ``log.csv``
 (every ``log_every`` steps: step, epoch, each loss term, lr, grad norm, seconds per step),
 ``eval.csv`` (one row per evaluation), ``metrics.json`` (the final evaluation), ``last.pt`` (the
-checkpoint, see ``checkpoint.py``), ``step-<N>.pt`` (every ``keep_every`` steps, if set) and
+checkpoint, see ``checkpoint/``), ``step-<N>.pt`` (every ``keep_every`` steps, if set) and
 TensorBoard event files when ``tensorboard`` is installed.
 
 Where the parts live: the data order in ``data/order.py`` (a pure function of seed, epoch and rank:
 resuming needs only the step; which chunk of each video, ``dataset.set_epoch``, depends on
 ``(seed, epoch, index)`` only), the optimiser and lr schedule in ``optim.py``, the logs in
-``run_log.py``, saving, resuming and branching in ``checkpoint.py``, devices, processes and seeds in
+``run_log.py``, saving, resuming and branching in ``checkpoint/``, devices, processes and seeds in
 ``runtime.py``. This file is the loop.
 
 Branching: ``train(cfg_ssync, init_from="runs/base/step-3000.pt")`` starts a new run from another

@@ -828,7 +828,7 @@ def test_timm_weights_come_from_the_cache_first_and_offline_fails_at_once(smoke,
 
 def test_a_disk_that_fills_during_training_stops_with_the_last_checkpoint(smoke, tmp_path, capsys, monkeypatch):
     import errno
-    import ssync_lib.checkpoint as checkpoint_module
+    import ssync_lib.checkpoint.training_state as checkpoint_module  # where save_training_state saves
 
     real = checkpoint_module.save_checkpoint
 

@@ -1,4 +1,4 @@
-"""``experiment --test-split`` (lab/experiment.py): every run scored on the held-out test split as well, inline or
+"""``experiment --test-split`` (lab/experiment/): every run scored on the held-out test split as well, inline or
 afterwards with ``--summary-only``, ``test/`` columns in the summary, the per-run files published; one clear error
 for a level without a test split; without the flag, summaries as before."""
 import json

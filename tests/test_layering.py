@@ -39,7 +39,7 @@ LAB = {
 }
 LAYERS = {**CORE, **LAB, "__main__": 11}  # the command line
 # the only importers of ssync_lib.evaluate: the loop, the command line, the sweep (its runs on the test split)
-EVALUATORS = {"ssync_lib.train", "ssync_lib.__main__", "ssync_lib.lab.experiment"}
+EVALUATORS = {"ssync_lib.train", "ssync_lib.__main__", "ssync_lib.lab.experiment.held_out"}
 
 
 def module_name(path: Path) -> str:

@@ -5,7 +5,7 @@
 
 Run folder ``<train.run_root>/<run_name>/``: ``config.json``, ``log.csv`` (every ``log_every`` steps: losses,
 teacher entropy, batch mutual information, KL, lr, momentum, grad norm, seconds per step; TensorBoard events
-beside it when installed), ``last.pt`` (atomic, see ``checkpoint.py``; resumed bit-exactly with ``resume=True``),
+beside it when installed), ``last.pt`` (atomic, see ``checkpoint/files.py``; resumed bit-exactly with ``resume=True``),
 ``step-<N>.pt`` every ``keep_every`` steps, and at the end ``vit.safetensors`` (the teacher's ViT: DINO
 evaluates the teacher) with ``vit.json`` (the ``model.*`` settings that read it).
 

@@ -29,7 +29,6 @@ def _pybullet():
     return pybullet, pybullet_data, bullet_client
 
 
-
 class Simulator:
     """One PyBullet client (DIRECT: no window) and a scratch folder for texture files, reused across videos."""
 

@@ -40,7 +40,6 @@ def make_video_sample(job: tuple) -> tuple[dict, int]:
     return sample, info["metadata"]["resamples"]
 
 
-
 def _write_shard(path: Path, samples: list[dict]) -> None:
     """Write a complete shard under a temporary name, then rename it (a shard on disk is always whole)."""
     tmp = path.with_suffix(".tar.tmp")
