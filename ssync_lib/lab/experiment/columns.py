@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from ssync_lib.diagnostics import PREMISE_KEYS
 
-
 METRIC_KEYS = [f"{maps}/video/{m}" for maps in ("decoder", "attention") for m in ("fg_ari", "mbo", "miou")]
 
 LABEL_KEYS = [f"pseudo_labels/{name}" for name in ("merged_slots", "boundary_pct", "interior_pct", "agreement_pct")]
@@ -59,7 +58,6 @@ PLAIN_NAMES = {
     **{f"teaching/{where}/{who}_right_pct": f"{where}: {who} right" for where in ("interior", "boundary")
        for who in ("teacher", "student")},
 }
-
 
 
 def plain_name(column: str) -> str:

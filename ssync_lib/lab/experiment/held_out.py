@@ -10,9 +10,7 @@ from ssync_lib.checkpoint import LAST
 from ssync_lib.lab.experiment.columns import SUMMARY_KEYS, TEST
 from ssync_lib.run_log import read_metrics
 
-
 TEST_METRICS = "metrics-test.json"  # a run's evaluation on the test split (evaluate.metrics_destination's name)
-
 
 
 def scored_on_test(run_dir: Path) -> bool:

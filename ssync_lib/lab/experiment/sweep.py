@@ -17,9 +17,7 @@ from ssync_lib.errors import ConfigError, MissingInputError
 from ssync_lib.lab.experiment.held_out import score_test
 from ssync_lib.lab.experiment.summary import summarise
 
-
 BRANCHABLE = ("ssync", "dense")  # objectives that may branch from the baseline (--branch)
-
 
 
 @dataclass
