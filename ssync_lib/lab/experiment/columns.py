@@ -6,25 +6,16 @@ from __future__ import annotations
 from ssync_lib.diagnostics import PREMISE_KEYS
 
 METRIC_KEYS = [f"{maps}/video/{m}" for maps in ("decoder", "attention") for m in ("fg_ari", "mbo", "miou")]
-
 LABEL_KEYS = [f"pseudo_labels/{name}" for name in ("merged_slots", "boundary_pct", "interior_pct", "agreement_pct")]
-
 SHARING_KEYS = [f"{maps}/video/objects_{what}" for maps in ("decoder", "attention") for what in ("lost", "shared")]
-
 # SSync's premises against ground truth (diagnostics.py): FG-ARI and accuracy (fractions, shown in %), set shares
 # and teaching precision (already in %), merged pairs per clip
 PREMISE_FRACTIONS = [k for k in PREMISE_KEYS if k.endswith(("_fg_ari", "_acc"))]
-
 SUMMARY_KEYS = METRIC_KEYS + LABEL_KEYS + SHARING_KEYS + PREMISE_KEYS
-
 COLUMNS = METRIC_KEYS + ["sec_per_step"] + SHARING_KEYS + LABEL_KEYS + PREMISE_KEYS  # of the table (--columns)
-
 TEST = "test/"  # prefix of the held-out test split's columns (--test-split): test/decoder/video/fg_ari, ...
-
 TEST_KEYS = [TEST + k for k in SUMMARY_KEYS]
-
 TEST_COLUMNS = [TEST + c for c in COLUMNS if c != "sec_per_step"]
-
 # Named column sets of markdown_table / --columns: the README's tables.
 COLUMN_SETS = {
     "metrics": ["decoder/video/fg_ari", "decoder/video/mbo", "attention/video/fg_ari", "attention/video/mbo",
@@ -37,7 +28,6 @@ COLUMN_SETS = {
                 + [f"teaching/{where}/{who}_right_pct" for where in ("boundary", "interior")
                    for who in ("teacher", "student")],
 }
-
 COLUMN_SETS.update({f"{name}-test": [TEST + c for c in columns] for name, columns in list(COLUMN_SETS.items())})
 
 
