@@ -76,14 +76,19 @@ def plot_step(df: pd.DataFrame, path: str | Path | None = None):
 
 def plot_step_comparison(df: pd.DataFrame, base: str, other: str, path: str | Path | None = None):
     """A ``compare_step`` table: each part's time under variant ``base`` and ``other`` (horizontal bars, log scale),
-    the measured steps included; the title gives other / base of the measured SSync step."""
+    the measured steps included; the title gives other / base of each objective's measured step."""
     fig, (ax,) = _figure(1, width=8, height=4.5)
     sns.barplot(data=df, y="part", x="time_ms", hue="variant", hue_order=[base, other], ax=ax)
-    ax.set(xscale="log", xlabel="time (ms, best run)", ylabel="")
-    steps = df[df["part"] == "measured step, ssync objective"].set_index("variant")["time_ms"]
     first = df.iloc[0]
-    ax.set_title(f"Training step at '{first['profile']}', batch {first['batch']}: {other} / {base} = "
-                 f"{steps[other] / steps[base]:.2f}x (SSync step; {first['device']}, {first['threads']} threads)")
+    ax.set(xscale="log", xlabel=f"time (ms, best run, {first.get('clock', 'wall')} clock)", ylabel="")
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1, 1), title="variant")
+    times = df.pivot(index="part", columns="variant", values="time_ms")
+    steps = {name: times.loc[f"measured step, {objective} objective"]
+             for objective, name in (("baseline", "baseline"), ("ssync", "SSync"), ("dense", "SRL"))}
+    ratios = ", ".join(f"{name} {step[other] / step[base]:.2f}x" for name, step in steps.items())
+    ax.set_title(f"Training step at '{first['profile']}', batch {first['batch']}, {first['slots']} slots "
+                 f"({first['device']}, {first['threads']} thread{'s' if first['threads'] != 1 else ''})\n"
+                 f"{other} / {base}, measured steps: {ratios}")
     return _finish(fig, path)
 
 
