@@ -1,4 +1,6 @@
 """Small assertions and fixtures' helpers the tests share."""
+import contextlib
+import importlib.util
 import math
 import subprocess
 import sys
@@ -47,3 +49,16 @@ def hold_lock(run: Path, command: str = "holder-cmd --name four") -> subprocess.
                             cwd=project_root())
     assert proc.stdout.readline().strip() == "held"
     return proc
+
+
+@contextlib.contextmanager
+def script_module(name: str):
+    """``scripts/<name>.py`` imported as a module (scripts are not a package), removed again afterwards."""
+    spec = importlib.util.spec_from_file_location(name, project_root() / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        del sys.modules[name]

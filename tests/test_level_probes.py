@@ -1,29 +1,19 @@
 """scripts/level_probes.py: each probe changes what its docstring says, and one probe runs end to end at tiny
 sizes (smoke profile, 2 steps) and writes its row with the level's parameters and the scores."""
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from ssync_lib.data import scenes
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "level_probes.py"
+from tests.helpers import script_module
 
 
 @pytest.fixture(scope="module")
 def probes():
-    spec = importlib.util.spec_from_file_location("level_probes", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["level_probes"] = module
-    try:
-        spec.loader.exec_module(module)
+    with script_module("level_probes") as module:
         yield module
-    finally:
-        del sys.modules["level_probes"]
 
 
 def test_each_probe_changes_one_property_of_synth_tex(probes):
