@@ -133,6 +133,12 @@ def subset_fg_ari(labels: torch.Tensor, gt: torch.Tensor, select: torch.Tensor,
 def merge_audit(labels: PseudoLabels, gt: torch.Tensor) -> torch.Tensor:
     """labels of B clips, gt B T H W patch labels -> B x 4 counts of the merged slot pairs per class
     (``AUDIT_CLASSES``; definitions in the module doc)."""
+    return merge_classes(labels, gt).sum(1)  # B 4
+
+
+def merge_classes(labels: PseudoLabels, gt: torch.Tensor) -> torch.Tensor:
+    """labels of B clips, gt B T H W patch labels -> B S 4 bool: the class (``AUDIT_CLASSES``) of the pair (slot s,
+    its representative ``slot_map[s]``) for every merged slot s; all False for a slot that is not merged."""
     B, S = labels.slot_map.shape
     tables = contingency_tables(labels.enc_unmerged, gt, S, max(int(gt.max()) + 1, 1))  # B S Q
     major = tables.max(-1).indices  # B S   each slot's majority id (ties to the lowest)
@@ -144,7 +150,7 @@ def merge_audit(labels: PseudoLabels, gt: torch.Tensor) -> torch.Tensor:
     split = ~bg_or_empty & (major == major_rep)
     with_bg = ~bg_or_empty & ((major == 0) != (major_rep == 0))
     two = ~bg_or_empty & (major != major_rep) & (major > 0) & (major_rep > 0)
-    return (torch.stack([split, with_bg, two, bg_or_empty], -1) & merged[..., None]).sum(1)  # B 4
+    return torch.stack([split, with_bg, two, bg_or_empty], -1) & merged[..., None]  # B S 4
 
 
 def teaching_precision(labels: PseudoLabels, gt: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -372,6 +372,9 @@ def test_merge_audit_hand_built():
     assert labels.slot_map.tolist() == [[0, 1, 1, 3, 4, 5], [0, 1, 2, 0, 1, 2]]
     gt2 = torch.stack([gt, gt])[:, None]
     assert D.merge_audit(labels, gt2).tolist() == [[1, 0, 0, 0], [0, 1, 1, 1]]  # split | with bg, two, empty
+    classes = D.merge_classes(labels, gt2)  # B S 4: the class of each merged slot's pair (slot, representative)
+    assert classes.sum(-1).tolist() == [[0, 0, 1, 0, 0, 0], [0, 0, 0, 1, 1, 1]]  # merged slots: 2 | 3, 4, 5
+    assert classes[0, 2].tolist() == [True, False, False, False]  # slot 2 into slot 1: one object split
     means = D.premise_means(sums(attn, attn, true, (10, 10), 0.7))
     assert means["merge_audit/pairs"] == 2.0 and means["merge_audit/pairs_total"] == 4
     for name in D.AUDIT_CLASSES:

@@ -35,7 +35,7 @@ LAB = {
     "lab.viz": 9,  # all plotting
     "lab.gradients": 9, "lab.run_cache": 9, "lab.claims": 10,  # per-term gradients; runs reused; the paper's claims
     "lab.bench": 10, "lab.experiment": 10,  # benchmarks; the sweep
-    "lab.notebook": 10, "lab.widgets": 10,  # what the notebooks call
+    "lab.notebook": 10, "lab.widgets": 10, "lab.captions": 10,  # what the notebooks call; their sentences
 }
 LAYERS = {**CORE, **LAB, "__main__": 11}  # the command line
 # the only importers of ssync_lib.evaluate: the loop, the command line, the sweep (its runs on the test split)

@@ -65,19 +65,20 @@ def test_describe_failures_and_curves():
     assert describe_failures(masks, labels, {1: "red"}) == "the red object shares the background's slot (slots [0], frames [0, 1])"
     labels[:, :2, :2] = 3
     assert describe_failures(masks, labels) == "every object keeps a slot of its own in every frame"
+    masks, labels = torch.cat([masks, masks[:1]]), torch.cat([labels, labels[:1]])  # 3 frames ...
+    labels[2, :2, :2] = 0  # ... the last one in the background's slot: less than half of them
+    assert describe_failures(masks, labels, {1: "red"}) == ("the red object is in the background's slot for a while "
+                                                            "(slots [0], frames [2])")
     evals = pd.DataFrame({"step": [2000, 2000, 4000, 4000], "objective": ["baseline", "ssync"] * 2,
                           "fg": [0.4, 0.4, 0.5, 0.3]})
     assert describe_curves(evals, "fg", mark_step=2400) == (
         "at step 2,000 (before step 2,400): baseline 40.0, ssync 40.0; at step 4,000: baseline 50.0, ssync 30.0.")
 
 
-def test_describe_background_share_averages_each_slot_over_background_patches():
-    from ssync_lib.lab.notebook import describe_background_share
+def test_failure_frames_show_what_each_case_is_about():
+    from ssync_lib.lab.notebook import failure_frames
 
-    masks = torch.zeros(1, 4, 4, dtype=torch.long)
-    masks[0, :2, :2] = 1  # one object patch of a 2x2 grid, three background patches
-    maps = torch.zeros(1, 2, 2, 2)
-    maps[0, 0] = torch.tensor([[1.0, 0.2], [0.4, 0.6]])  # slot 0: the object and 40 % of the background
-    maps[0, 1] = 1 - maps[0, 0]
-    text = describe_background_share({"decoder": maps}, masks)
-    assert "the decoder map gives its slots 40 %, 60 % of each background patch on average (slots 0-1; slot 1 the most)" in text
+    assert failure_frames({"kind": "switch", "moves": [(5, 1, 2), (9, 2, 3)]}, 12) == [3, 4, 5, 6]  # t-1 and t
+    assert failure_frames({"kind": "switch", "moves": [(11, 1, 2)]}, 12) == [9, 10, 11]
+    assert failure_frames({"kind": "shared", "frames": [2, 3, 4, 5, 6, 7, 8, 9]}, 12, max_frames=3) == [2, 6, 9]
+    assert failure_frames({"kind": "lost", "frames": [0]}, 12) == [0, 2, 4, 7, 9, 11]

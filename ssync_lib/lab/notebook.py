@@ -80,43 +80,61 @@ def attention_iterations(model: nn.Module, video: torch.Tensor, seed: int = 0) -
 
 FAILURE_KINDS = {
     "lost": "an object in the background's slot",
-    "switch": "an object changes slot over time",
+    "switch": "an identity switch: a visible object changes slot",
     "shared": "two objects share one slot",
 }
 
 
-def find_failures(masks, labels) -> list[dict]:
+def find_failures(masks, labels, min_area: float = 0.5, min_share: float = 0.5) -> list[dict]:
     """The failures of one clip's label map, against its ground truth: masks (T, H, W) ids (0 = background), labels
     (T, h, w) or (T, H, W) slot ids (upsampled, nearest). Each failure is a dict with ``kind`` (``FAILURE_KINDS``),
-    ``objects`` (ground-truth ids), ``frames`` (where it shows) and ``slots``:
+    ``objects`` (ground-truth ids), ``frames`` (where it shows) and ``slots``. An object is *well visible* in a
+    frame where its area is at least ``min_area`` of its largest area in the clip, and *held* by a slot that covers
+    at least ``min_share`` of its pixels there (its majority slot, ``viz.slot_tracks``):
 
     lost: an object whose majority slot is the background's majority slot in at least half of its visible frames;
-    switch: an object (not lost) whose majority slot changes between visible frames;
-    shared: two objects with the same majority slot, not the background's, in a frame."""
+    partly_lost: the same in fewer than half of its visible frames, but at least one (not in the gallery:
+        ``FAILURE_KINDS``; ``describe_failures`` names it);
+    switch: an identity switch, frame t where an object (not lost), well visible and held in frames t-1 and t, is
+        held by a different slot in t than in t-1, neither of them the background's slot in t-1 or t (an object
+        that shrinks to a sliver behind another one, or that falls into the background's slot, is not a switch);
+        ``frames`` lists every such t, ``moves`` the (t, slot before, slot after) triples, ``slots`` the slots of
+        the moves in order of first use;
+    shared: two objects, both well visible, held by the same slot (not the background's) in a frame; ``slots``
+        the shared slot(s)."""
     from ssync_lib.lab.viz import slot_tracks
 
-    ids, slots, _ = slot_tracks(masks, labels)  # K+1 ids (0 first), (K+1, T) majority slot (-1: not visible)
+    ids, slots, share = slot_tracks(masks, labels)  # K+1 ids (0 first), (K+1, T) majority slot (-1: not visible)
+    gt = torch.as_tensor(masks)
+    area = torch.stack([(gt == obj).flatten(1).sum(1) for obj in ids]).numpy()  # K+1 T pixels
+    visible = (area > 0) & (area >= min_area * area.max(1, keepdims=True))  # K+1 T well visible
+    held = visible & (share >= min_share)  # nan share (not visible) compares False
     background = slots[0]  # T
     failures, lost = [], set()
     for i, obj in enumerate(ids[1:], start=1):
         seen = slots[i] >= 0
         in_background = seen & (slots[i] == background) & (background >= 0)
-        if seen.any() and 2 * in_background.sum() >= seen.sum():
-            lost.add(obj)
-            failures.append({"kind": "lost", "objects": [obj], "frames": [int(t) for t in in_background.nonzero()[0]],
+        if in_background.any():  # lost, or for less than half its frames: partly lost
+            kind = "lost" if 2 * in_background.sum() >= seen.sum() else "partly_lost"
+            if kind == "lost":
+                lost.add(obj)
+            failures.append({"kind": kind, "objects": [obj], "frames": [int(t) for t in in_background.nonzero()[0]],
                              "slots": sorted({int(s) for s in slots[i][in_background]})})
     for i, obj in enumerate(ids[1:], start=1):
-        track = [(t, int(s)) for t, s in enumerate(slots[i]) if s >= 0]
-        changes = [t for (_, a), (t, b) in zip(track, track[1:]) if a != b]
-        if obj not in lost and changes:
-            failures.append({"kind": "switch", "objects": [obj], "frames": changes,
-                             "slots": list(dict.fromkeys(s for _, s in track))})
+        if obj in lost:
+            continue
+        moves = [(t, int(slots[i, t - 1]), int(slots[i, t])) for t in range(1, slots.shape[1])
+                 if held[i, t - 1] and held[i, t] and slots[i, t - 1] != slots[i, t]
+                 and not {int(slots[i, t - 1]), int(slots[i, t])} & {int(background[t - 1]), int(background[t])}]
+        if moves:
+            failures.append({"kind": "switch", "objects": [obj], "frames": [t for t, _, _ in moves],
+                             "slots": list(dict.fromkeys(s for _, a, b in moves for s in (a, b))), "moves": moves})
     pairs: dict[tuple[int, int], list[int]] = {}
     for t in range(slots.shape[1]):
         for a in range(1, len(ids)):
             for b in range(a + 1, len(ids)):
                 s = slots[a, t]
-                if s >= 0 and s == slots[b, t] and s != background[t]:
+                if held[a, t] and held[b, t] and s == slots[b, t] and s != background[t]:
                     pairs.setdefault((ids[a], ids[b]), []).append(t)
     for (a, b), frames in pairs.items():
         failures.append({"kind": "shared", "objects": [a, b], "frames": frames,
@@ -125,19 +143,95 @@ def find_failures(masks, labels) -> list[dict]:
 
 
 def failure_cases(model: nn.Module, dataset, seed: int = 0, max_clips: int = 32) -> dict[str, dict]:
-    """The first clip (of the first ``max_clips`` of ``dataset``) showing each kind of failure of the model's
-    decoder maps: kind -> the failure (see :func:`find_failures`) with ``index`` and ``id`` of the clip and its
-    decoder ``labels`` (T, h, w). A kind no clip shows is missing."""
+    """One clip per kind of failure of the model's decoder maps (of the first ``max_clips`` of ``dataset``), each
+    kind on a clip of its own: the first clip that shows it and is not already another kind's case. Kind -> the
+    failure (see :func:`find_failures`) with ``index`` and ``id`` of the clip and its decoder ``labels``
+    (T, h, w). A kind no such clip shows is missing."""
     cases: dict[str, dict] = {}
     for index in range(min(max_clips, len(dataset))):
         item = dataset[index]
         out = run_on_clip(model, item["video"], seed)
         labels = out.masks[0].unflatten(-1, out.grid).argmax(1).cpu()  # T h w
-        for failure in find_failures(item["masks"], labels):
-            cases.setdefault(failure["kind"], {**failure, "index": index, "id": item["id"], "labels": labels})
+        for failure in find_failures(item["masks"], labels):  # lost, then switch, then shared
+            if failure["kind"] in FAILURE_KINDS and failure["kind"] not in cases:
+                cases[failure["kind"]] = {**failure, "index": index, "id": item["id"], "labels": labels}
+                break  # this clip is that kind's case
         if len(cases) == len(FAILURE_KINDS):
             break
     return cases
+
+
+def failure_frames(case: dict, num_frames: int, max_frames: int = 6) -> list[int]:
+    """The frames a gallery figure draws for one failure (``failure_cases``): around an identity switch the two
+    frames of its first move with one frame of context each side; for a shared slot up to ``max_frames`` of the
+    frames where it shows; otherwise ``max_frames`` spread over the clip (``viz.frame_indices``)."""
+    import numpy as np
+
+    from ssync_lib.lab.viz import frame_indices
+
+    if case["kind"] == "switch":
+        t = case["moves"][0][0]
+        return list(range(max(t - 2, 0), min(t + 2, num_frames)))
+    if case["kind"] == "shared":
+        frames = case["frames"]
+        return sorted({frames[int(k)] for k in np.linspace(0, len(frames) - 1, min(len(frames), max_frames)).round()})
+    return frame_indices(num_frames, max_frames)
+
+
+# ----------------------------------------------------------------------------- a merge that does its job
+
+@torch.no_grad()
+def split_merge_case(model: nn.Module, dataset, window: int, merge_iou: float, seed: int = 0,
+                     max_clips: int = 64) -> dict:
+    """Where SSync's merge (``objectives.merge_slots`` through ``pseudo_labels``, at ``merge_iou``) does the job it
+    is for: the first window of ``window`` frames (non-overlapping, as in training and ``evaluate``) of the first
+    ``max_clips`` clips of ``dataset`` where a merged label's slots all lie on one ground-truth object (``pure``:
+    every pair of its component is ``object_split`` in ``diagnostics.merge_classes``; other labels of the window may
+    merge otherwise) and split it most clearly: the largest product of the smallest share of the object's patches
+    a slot of the component wins and the smallest share of a slot's own patches that are the object (ties: the
+    first). Failing a pure component, the same among components with any ``object_split`` pair. Returns a dict: ``counts``, the merged pairs per
+    ``AUDIT_CLASSES`` class summed over all windows scanned, ``windows`` scanned, ``split_windows`` (windows with an
+    ``object_split`` pair); and, when a window was found, ``index``, ``id``, ``start`` (its first frame),
+    ``labels`` (its PseudoLabels, batch of 1), ``gt`` (1, w, h, w) patch majority ids, ``slots`` (the merged
+    component), ``rep`` (its label), ``object`` (the ground-truth id its slots lie on) and ``pure``."""
+    from ssync_lib.diagnostics import AUDIT_CLASSES, merge_classes, patch_majority
+    from ssync_lib.objectives import pseudo_labels
+
+    counts, scanned, split_windows = torch.zeros(len(AUDIT_CLASSES), dtype=torch.long), 0, 0
+    best: dict = {}
+    for index in range(min(max_clips, len(dataset))):
+        item = dataset[index]
+        out = run_on_clip(model, item["video"], seed)
+        T = out.attn_logits.shape[1]
+        w = min(window, T)
+        for start in range(0, T - w + 1, w):  # non-overlapping windows, trailing frames dropped (evaluate.windows)
+            frames = slice(start, start + w)
+            labels = pseudo_labels(out.attn_logits[:, frames].float(), out.alpha[:, frames].float(), out.grid,
+                                   merge_iou)
+            gt = patch_majority(item["masks"][None, frames].to(labels.slot_map.device), out.grid)  # 1 w h w
+            classes = merge_classes(labels, gt)[0]  # S 4
+            counts += classes.sum(0).cpu()
+            scanned += 1
+            split = classes[:, 0]  # S: the slot's pair (slot, representative) lies on one object
+            if not split.any():
+                continue
+            split_windows += 1
+            slot_map, enc, true = labels.slot_map[0], labels.enc_unmerged[0], gt[0]  # S; w h w; w h w
+            for rep in slot_map[split].unique().tolist():
+                members = (slot_map == rep).nonzero()[:, 0]
+                pure = bool(split[members[members != rep]].all())  # every pair of the component within one object
+                obj = int(torch.mode(true[(enc == rep) & (true >= 0)]).values)
+                won = min(float((enc[true == obj] == s).float().mean()) for s in members)  # of the object's patches
+                own = min(float((true[(enc == s) & (true >= 0)] == obj).float().mean()) for s in members)
+                rank = (pure, won * own)  # a true split: each slot holds a real part of the object, little else
+                if best and best["rank"] >= rank:
+                    continue
+                best = {"index": index, "id": item["id"], "start": start, "labels": labels, "gt": gt,
+                        "slots": members.tolist(), "rep": rep, "object": obj, "pure": pure, "rank": rank}
+    result = {"counts": dict(zip(AUDIT_CLASSES, counts.tolist())), "windows": scanned, "split_windows": split_windows,
+              "clips": min(max_clips, len(dataset))}
+    best.pop("rank", None)
+    return {**result, **best}
 
 
 def describe_switch_on(history, columns: Sequence[str], window: int = 5) -> str:
@@ -156,7 +250,8 @@ def describe_switch_on(history, columns: Sequence[str], window: int = 5) -> str:
     return "; ".join(parts) + "."
 
 
-FAILURE_WORDS = {"lost": "shares the background's slot", "switch": "changes slot", "shared": "share a slot"}
+FAILURE_WORDS = {"lost": "shares the background's slot", "partly_lost": "is in the background's slot for a while",
+                 "switch": "changes slot", "shared": "share a slot"}
 
 
 def describe_failures(masks, labels, names: dict | None = None) -> str:
@@ -181,21 +276,3 @@ def describe_curves(evals, column: str, mark_step: int | None = None) -> str:
                                            else "")
         parts.append(when + ": " + ", ".join(f"{o} {v:.1f}" for o, v in row.dropna().items()))
     return "; ".join(parts) + "."
-
-
-def describe_background_share(soft_maps: dict, masks, t: int = 0) -> str:
-    """How each map shares the background out over its slots at frame ``t``: per map (name -> (T, S, h, w) soft
-    values, summing to 1 over slots), each slot's mean value over the background's patches (each patch's majority
-    ground-truth id is 0: ``diagnostics.patch_majority``), in %."""
-    from ssync_lib.diagnostics import patch_majority
-
-    parts = []
-    for name, maps in soft_maps.items():
-        maps = torch.as_tensor(maps, dtype=torch.float32)
-        background = patch_majority(torch.as_tensor(masks)[None], tuple(maps.shape[-2:]))[0, t] == 0  # h w
-        share = 100 * maps[t][:, background].mean(1)  # S
-        top = int(share.argmax())
-        parts.append(f"the {name} map gives its slots " + ", ".join(f"{v:.0f} %" for v in share.tolist())
-                     + f" of each background patch on average (slots 0-{len(share) - 1}; slot {top} the most)")
-    return (f"At frame {t} the background is shared out, not one slot's: " + "; ".join(parts)
-            + ". That is why every slot's map is grey over the background.")
