@@ -56,7 +56,7 @@ def main(argv=None) -> None:
             rows[f"{name}\nattention"] = output.attn[0].argmax(1).reshape(-1, h, w)
             num_slots = max(num_slots, output.masks.shape[2])
         ts = [t for t in frames_to_show if t < len(clip["video"])]
-        title = f"{args.split} video {clip['id']}: " + ", ".join(f"{n} (step {r.step})" for n, r in runs.items())
+        title = f"{args.split} video {clip['id']}\n" + "; ".join(f"{n}: step {r.step}" for n, r in runs.items())
         fig = plot_map_rows(denormalize(clip["video"]), rows, num_slots, frames_to_show=ts, title=title)
         path = out / f"{args.split}_{clip['id']}.png"
         save_figure(fig, path)

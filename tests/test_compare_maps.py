@@ -44,6 +44,6 @@ def test_two_runs_on_one_clip(compare_maps, tmp_path, monkeypatch, one_thread):
     h, w = out.grid
     assert torch.equal(drawn["rows"]["b\ndecoder"], out.masks[0].argmax(1).reshape(-1, h, w))
     assert torch.equal(drawn["rows"]["b\nattention"], out.attn[0].argmax(1).reshape(-1, h, w))
-    assert drawn["num_labels"] == trained.cfg.model.num_slots and "b (step 2)" in drawn["title"]
+    assert drawn["num_labels"] == trained.cfg.model.num_slots and "b: step 2" in drawn["title"]
     with pytest.raises(SystemExit):
         compare_maps.main(["--run", str(runs[0]), "--out", str(tmp_path / "maps")])
