@@ -1,4 +1,4 @@
-"""captions.py: notebook 02's sentences, checked against small hand-made clips whose answers are known."""
+"""lab/captions/: notebook 02's sentences, checked against small hand-made clips whose answers are known."""
 import numpy as np
 import pandas as pd
 import torch

@@ -5,7 +5,7 @@ official) is the method and what runs it; it never imports the lab (tests/test_l
 
     run_cache.py   reuse a finished run or a shipped checkpoint, else train (the notebooks' models)
     notebook.py    what every notebook does before it teaches; widgets.py  the notebooks' interactive explorers
-    captions.py    the sentences under notebook 02's figures, computed from what they draw
+    captions/      the sentences under notebook 02's figures, computed from what they draw
     experiment/    the sweep: objectives x seeds x slot counts, trained, evaluated, summarised
     claims.py      the paper's claims stated from a sweep summary
     gradients.py   per-term gradient norms and cosines of a model or a checkpoint
