@@ -19,6 +19,7 @@ matplotlib.use("Agg")
 
 from ssync_lib.checkpoint import load_trained  # noqa: E402
 from ssync_lib.data import build_dataset, denormalize  # noqa: E402
+from ssync_lib.evaluate import predicted_labels  # noqa: E402
 from ssync_lib.lab.notebook import run_on_clip  # noqa: E402
 from ssync_lib.lab.viz import plot_map_rows, save_figure  # noqa: E402
 
@@ -51,9 +52,8 @@ def main(argv=None) -> None:
         num_slots = 0
         for name, trained in runs.items():
             output = run_on_clip(trained.model, clip["video"])
-            h, w = output.grid
-            rows[f"{name}\ndecoder"] = output.masks[0].argmax(1).reshape(-1, h, w)
-            rows[f"{name}\nattention"] = output.attn[0].argmax(1).reshape(-1, h, w)
+            labels = predicted_labels(output, output.grid)  # the labels evaluate scores, on the patch grid
+            rows[f"{name}\ndecoder"], rows[f"{name}\nattention"] = labels["decoder"][0], labels["attention"][0]
             num_slots = max(num_slots, output.masks.shape[2])
         ts = [t for t in frames_to_show if t < len(clip["video"])]
         title = f"{args.split} video {clip['id']}\n" + "; ".join(f"{n}: step {r.step}" for n, r in runs.items())
