@@ -277,6 +277,11 @@ def kmeans_fg_ari(features: torch.Tensor, true: torch.Tensor, k: int, seed: int 
     (nearest) to the ground truth's (T, H, W), against ``true`` (T, H, W) (0 = background). What a clustering of
     the features alone scores: on raw pixels (mean colour per patch) it calibrates a data level, on a
     backbone's features it says how object-like they are. NaN for a clip without foreground."""
-    labels = kmeans_labels(features, k, seed).double()  # T h w
-    labels = F.interpolate(labels[:, None], size=tuple(true.shape[-2:]), mode="nearest")[:, 0].long()  # T H W
-    return float(fg_ari(labels[None], true[None].long())[0])
+    return grid_fg_ari(kmeans_labels(features, k, seed), true)
+
+
+def grid_fg_ari(labels: torch.Tensor, true: torch.Tensor) -> float:
+    """Video FG-ARI of one clip's patch-grid labels (T, h, w), upsampled (nearest) to the ground truth's
+    (T, H, W), against ``true`` (T, H, W) (0 = background). NaN for a clip without foreground."""
+    labels = F.interpolate(labels.double()[:, None], size=tuple(true.shape[-2:]), mode="nearest")[:, 0].long()
+    return float(fg_ari(labels[None], true[None].long())[0])  # T H W labels, one clip

@@ -1,6 +1,8 @@
-"""lab/captions/: notebook 02's sentences, checked against small hand-made clips whose answers are known."""
+"""lab/captions/: the notebooks' sentences (01's encoder figures, 02's, 04's merge), checked against small
+hand-made clips whose answers are known."""
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from ssync_lib.config import get_config
@@ -237,3 +239,82 @@ def test_split_merge_case_finds_two_slots_of_one_object_and_says_so():
     case = split_merge_case(_FixedModel(logits.flatten(2)), [clip], window=3, merge_iou=0.7)
     assert "index" not in case and case["split_windows"] == 0
     assert captions.describe_split_merge(case, {}, 0.7).startswith("No window merges two slots of one object")
+
+
+# ----------------------------------------------------------------------------- notebook 01: what the encoder sees
+
+def test_segment_share_is_the_between_segment_share_of_the_variance():
+    values = np.array([[0.0], [2.0], [4.0], [6.0]])  # mean 3: total 9 + 1 + 1 + 9 = 20
+    segments = np.array([0, 0, 1, 1])  # means 1 and 5: within 1 + 1 + 1 + 1 = 4
+    assert captions.segment_share(values, segments) == 0.8
+    assert captions.segment_share(np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), np.array([3, 3, 7])) == 1.0
+    assert captions.segment_share(np.array([[0.0], [2.0], [2.0], [0.0]]), segments) == 0.0
+    assert np.isnan(captions.segment_share(np.ones((3, 3)), np.array([0, 1, 2])))
+
+
+def test_patch_segments_keep_each_frame_apart():
+    masks = torch.zeros(2, 4, 4, dtype=torch.long)
+    masks[0, :2, :2], masks[1, 2:, 2:] = 1, 2  # frame 0: object 1 top-left; frame 1: object 2 bottom-right
+    assert captions.patch_segments(masks, (2, 2)).tolist() == [[[1, 0], [0, 0]], [[3, 3], [3, 5]]]
+
+
+def test_describe_encoder_pca_compares_how_closely_the_colours_follow_the_objects():
+    masks = _clip(2)  # objects 1 and 2 on the top half, background below: 2x2 patches of 2x2 pixels
+    flat = np.zeros((2, 2, 2, 3))
+    flat[:, 0, 0], flat[:, 0, 1] = (1, 0, 0), (0, 1, 0)  # one colour per object, black background: share 1
+    mixed = flat.copy()
+    mixed[:, 0, 1] = mixed[:, 1, 0] = (1, 0, 0)  # both objects and one background patch red, the other black
+    # red channel over the 8 patches: total sum of squares 6 * 0.25^2 + 2 * 0.75^2 = 1.5; within the segments only
+    # the background varies, 2 frames * (0.5^2 + 0.5^2) = 1: share 1 - 1 / 1.5 = 1/3
+    assert captions.segment_share(mixed, captions.patch_segments(masks, (2, 2))) == pytest.approx(1 / 3)
+    text = captions.describe_encoder_pca({"a": flat, "b": mixed}, masks, "lvl")
+    assert "the 2 `lvl` clips" in text and "**100 %** of the colours' variance with `a`" in text
+    assert "**33 %** of the colours' variance with `b`" in text
+    assert "the colours of `a` follow the objects more closely than those of `b`" in text
+    assert "about equally closely" in captions.describe_encoder_pca({"a": flat, "b": flat}, masks, "lvl")
+
+
+def test_attention_shares_and_their_caption_on_hand_made_maps():
+    masks = torch.zeros(1, 8, 8, dtype=torch.long)
+    masks[0, 2:6, 2:6] = 1  # the 4 centre patches of a 4x4 grid of 2x2 patches; the outer ring is 12 of 16
+    attention = torch.zeros(1, 2, 4, 4)
+    attention[0, 0, 1, 2] = 0.5  # head 0: all on one object patch (the maps need not sum to 1)
+    attention[0, 1] = 0.1  # head 1: uniform
+    table = captions.attention_shares(attention, masks)
+    assert table.on_objects.tolist() == [1.0, 0.25] and table.on_border.tolist() == [0.0, 0.75]
+    assert table.objects_area.tolist() == [0.25, 0.25] and table.border_area.tolist() == [0.75, 0.75]
+    text = captions.describe_cls_attention(attention, masks, "lvl", "vit")
+    assert "Objects cover 25 % of the patches, the outer ring of patches 75 %" in text
+    assert "head 0 puts **100 %** of its attention on the objects (4.0x their share of the patches: it picks out " \
+           "objects) and 0 % on the outer ring (0.0x its share)" in text
+    assert "head 1 puts **25 %** of its attention on the objects (1.0x their share of the patches: about in " \
+           "proportion to their area) and 75 % on the outer ring (1.0x its share)" in text
+    attention[0, 0] = 0.1
+    attention[0, 0, 1:3, 1:3] = 0.0  # head 0 now avoids the objects
+    assert "head 0 puts **0 %** of its attention on the objects (0.0x their share of the patches: it looks at the " \
+           "background)" in captions.describe_cls_attention(attention, masks, "lvl", "vit")
+
+
+def test_own_clusters_count_objects_whose_main_cluster_no_one_else_has():
+    masks = _clip(2)  # 4x4: object 1 top-left, object 2 top-right, background the bottom half
+    labels = torch.tensor([[[0, 1], [2, 2]], [[0, 0], [2, 2]]])  # 2x2 patches; frame 1: objects 1 and 2 merged
+    assert captions.own_clusters(labels, masks) == (2, 4)
+    labels[0, 1] = 1  # frame 0: the background takes object 2's cluster
+    assert captions.own_clusters(labels, masks) == (1, 4)
+    pixels = torch.zeros(1, 4, 4, dtype=torch.long)
+    pixels[0, :2, :2], pixels[0, 0, 2:], pixels[0, 1, 2] = 1, 2, 1  # object 2: 2 pixels of cluster 2, 1 of 1, 1 of 0
+    assert captions.own_clusters(pixels, masks[:1]) == (2, 2)  # full-resolution labels, majorities 1, 2 and 0
+
+
+def test_describe_encoder_kmeans_quotes_the_means_the_clips_and_the_wins():
+    masks = _clip(2)
+    labels = {"random: cpu": torch.tensor([[[0, 1], [2, 2]], [[0, 0], [2, 2]]]),
+              "pretrained": torch.tensor([[[0, 1], [2, 2]]] * 2)}
+    text = captions.describe_encoder_kmeans({"random: cpu": [0.5, 0.7], "pretrained": [0.9, 0.6]}, labels, masks,
+                                            "lvl", [12, 12])
+    assert "all 12 frames of a clip" in text
+    assert ("In the frames shown, `random: cpu` gives 2 of 4 objects a cluster of their own, `pretrained` gives 4 of "
+            "4 objects a cluster of their own") in text
+    assert ("on the `pretrained` features k-means scores **0.750** video FG-ARI on these 2 `lvl` clips (per clip "
+            "0.90, 0.60) against **0.600** for `random: cpu`") in text
+    assert "(per clip 0.50, 0.70); `pretrained` scores higher on 1 of 2." in text

@@ -282,6 +282,20 @@ def test_kmeans_fg_ari_upsamples_the_grid_to_the_masks():
     assert metrics.kmeans_fg_ari(one, true, k=1) == pytest.approx(0.0)
 
 
+def test_grid_fg_ari_upsamples_patch_labels_and_matches_scikit_learn():
+    true = torch.zeros(2, 8, 8, dtype=torch.long)  # T H W: objects 1 and 2 on 4x4 patches of a 2x2 grid
+    true[:, :4, :4], true[:, :4, 4:] = 1, 2
+    perfect = torch.tensor([[[0, 1], [2, 2]]] * 2)  # T h w: one cluster per object, the background a third
+    assert metrics.grid_fg_ari(perfect, true) == 1.0
+    merged = perfect.clone()
+    merged[1, 0, 1] = 0  # frame 1: object 2 joins object 1's cluster
+    pixels = F.interpolate(merged[:, None].double(), size=(8, 8), mode="nearest")[:, 0].long()
+    fg = true > 0
+    assert metrics.grid_fg_ari(merged, true) == pytest.approx(
+        adjusted_rand_score(true[fg].numpy(), pixels[fg].numpy()), abs=1e-12)
+    assert metrics.grid_fg_ari(merged, true) < 1.0
+
+
 def test_pixel_kmeans_reference_scores_flat_coloured_objects_perfectly(tmp_path):
     from ssync_lib.data import MoviDataset, pixel_kmeans_reference
     from ssync_lib.data.movi import make_sample, write_shards

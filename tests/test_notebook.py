@@ -82,3 +82,25 @@ def test_failure_frames_show_what_each_case_is_about():
     assert failure_frames({"kind": "switch", "moves": [(11, 1, 2)]}, 12) == [9, 10, 11]
     assert failure_frames({"kind": "shared", "frames": [2, 3, 4, 5, 6, 7, 8, 9]}, 12, max_frames=3) == [2, 6, 9]
     assert failure_frames({"kind": "lost", "frames": [0]}, 12) == [0, 2, 4, 7, 9, 11]
+
+
+def test_encoder_comparison_reads_the_clips_at_the_weights_size(tmp_path):
+    from ssync_lib.data import build_dataset, denormalize
+    from ssync_lib.pretrain.features import LAST_BLOCK, SHIPPED_WEIGHTS
+    from ssync_lib.lab.notebook import encoder_comparison
+    from ssync_lib.lab.viz import pca_rgb
+
+    nb = setup_notebook("smoke", data_root=str(tmp_path / "data"), run_root=str(tmp_path))  # 32 px data
+    seen = encoder_comparison(nb.cfg, "synth-easy", SHIPPED_WEIGHTS, count=2)  # the shipped ViT reads 64 px
+    nb.cfg.data.input_size = 64
+    data = build_dataset(nb.cfg, "val")
+    T = data[0]["video"].shape[0]
+    assert seen.ids == [data[0]["id"], data[1]["id"]] and seen.num_frames == [T, T] and seen.shown == [T // 2] * 2
+    assert torch.equal(seen.masks[1], data[1]["masks"][T // 2])
+    torch.testing.assert_close(seen.frames[0], denormalize(data[0]["video"])[T // 2])
+    assert list(seen.views) == ["random: cpu", LAST_BLOCK]
+    assert torch.equal(seen.middle(LAST_BLOCK)[1], seen.views[LAST_BLOCK].labels[1][T // 2])
+    colours = seen.pca_colours("random: cpu")  # PCA fitted on the shown frames' patches together
+    middle = torch.stack([f[T // 2] for f in seen.views["random: cpu"].features])  # 2 16 16 64
+    np.testing.assert_array_equal(colours, pca_rgb(middle.flatten(1, 2), (16, 16)))
+    assert colours.shape == (2, 16, 16, 3)

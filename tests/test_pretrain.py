@@ -407,3 +407,44 @@ def test_ctrl_c_before_the_first_checkpoint_says_to_start_again(smoke, tmp_path,
                                        f"checkpoint was written yet\nfix: run it again: python -m ssync_lib "
                                        f"{' '.join(argv)}\n")
     assert not (tmp_path / "early" / "last.pt").exists() and not (tmp_path / "early" / ".lock").exists()
+
+
+# ----------------------------------------------------------------------------- notebook 01: what the encoder sees
+
+def _flat_squares(num_frames: int = 3, shift: int = 0) -> dict:
+    """A 64 px clip (the shipped ViT's input size, patch 4): two flat-coloured squares aligned to the 4 px patch
+    grid on a grey floor, normalised as the readers normalise; masks (T, 64, 64) ids 1 and 2."""
+    from ssync_lib.data.common import preprocess_video
+
+    frames = np.full((num_frames, 64, 64, 3), 90, np.uint8)
+    masks = np.zeros((num_frames, 64, 64), np.int64)
+    for t in range(num_frames):
+        y = 8 + 4 * t + shift
+        frames[t, y:y + 16, 8:24], masks[t, y:y + 16, 8:24] = (220, 30, 30), 1
+        frames[t, 36:52, 40 - shift:56 - shift], masks[t, 36:52, 40 - shift:56 - shift] = (30, 60, 220), 2
+    return {"video": preprocess_video(frames, 64, "bilinear"), "masks": torch.from_numpy(masks), "id": f"sq{shift}"}
+
+
+def test_encoder_views_score_both_encoders_on_the_same_clips():
+    from ssync_lib.metrics import grid_fg_ari, kmeans_fg_ari, kmeans_labels
+    from ssync_lib.pretrain.features import (LAST_BLOCK, SHIPPED_WEIGHTS, cls_attention, encoder_views,
+                                             random_encoder)
+
+    clips = [_flat_squares(3, 0), _flat_squares(4, 4)]
+    views = encoder_views(clips, SHIPPED_WEIGHTS)
+    assert list(views) == ["random: cpu", LAST_BLOCK]
+    rand, last = views["random: cpu"], views[LAST_BLOCK]
+    # flat colours on patch-aligned squares: the random patch embedding's clusters are the objects exactly
+    assert rand.fg_ari == [1.0, 1.0] and rand.attention is None
+    enc = pretrained_encoder(SHIPPED_WEIGHTS, "last")  # what model.feature_layer=last reads
+    for clip, feats, labels, score in zip(clips, last.features, last.labels, last.fg_ari):
+        torch.testing.assert_close(feats, enc(clip["video"]).reshape(len(clip["video"]), 16, 16, 64))
+        assert torch.equal(labels, kmeans_labels(feats, 3, seed=0))  # K = 2 objects + 1
+        assert score == grid_fg_ari(labels, clip["masks"]) == kmeans_fg_ari(feats, clip["masks"], 3, seed=0)
+    torch.testing.assert_close(rand.features[1], random_encoder("cpu")(clips[1]["video"]).reshape(4, 16, 16, 64))
+    middle = torch.stack([clips[0]["video"][1], clips[1]["video"][2]])  # T // 2 of 3 and of 4 frames
+    torch.testing.assert_close(last.attention, cls_attention(enc, middle))
+    assert last.attention.shape == (2, 2, 16, 16)
+    small = {**clips[0], "video": clips[0]["video"][:, :, :32, :32]}
+    with pytest.raises(ValueError, match=r"the clips are \[32\] px, the encoders read \[64\] px"):
+        encoder_views([small], SHIPPED_WEIGHTS)

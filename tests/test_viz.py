@@ -89,6 +89,25 @@ def test_frame_and_map_plots_render(clip):
     _pixels(fig)
 
 
+def test_encoder_plots_draw_one_row_per_clip_and_one_column_per_encoder(clip):
+    frames, gt, attn, labels = clip  # T frames stand for T clips' shown frames here
+    rgb = {"random": np.random.default_rng(0).random((T, h, w, 3)), "pretrained": np.zeros((T, h, w, 3))}
+    fig = viz.plot_encoder_pca(frames.movedim(1, -1), gt, rgb, title="pca")
+    assert len(fig.axes) == T * 3 and [ax.get_title() for ax in fig.axes[:3]] == [
+        "frame, objects outlined", "random: PCA", "pretrained: PCA"]
+    assert fig.axes[1].images[0].get_extent() == [-0.5, W - 0.5, H - 0.5, -0.5]  # the grid over the whole frame
+    assert _pixels(fig).std() > 0
+    fig = viz.plot_cls_attention(frames.movedim(1, -1), gt, attn)  # S heads
+    assert len(fig.axes) == T * (S + 1) and fig.axes[S].get_title() == f"head {S - 1}"
+    _pixels(fig)
+    fig = viz.plot_encoder_kmeans(frames.movedim(1, -1), gt, {"random": labels, "pretrained": labels},
+                                  {"random": [0.25] * T, "pretrained": [0.5, 0.125, 1.0, 0.0]})
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[1] == "random: k-means\nFG-ARI 0.25" and titles[2] == "pretrained: k-means\nFG-ARI 0.50"
+    assert titles[3 * 1 + 2] == "FG-ARI 0.12" and titles[3 * 3 + 2] == "FG-ARI 0.00"
+    _pixels(fig)
+
+
 def test_ssync_plots_render(clip):
     frames, gt, attn, labels = clip
     boundary = torch.rand(T, h, w) > 0.5

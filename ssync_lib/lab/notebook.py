@@ -1,24 +1,31 @@
 """What every notebook does before it teaches anything, in one place: its configs, the data (generated when
-synthetic and missing), the validation clip it shows; and running a model on one clip.
+synthetic and missing), the validation clip it shows; running a model on one clip; and notebook 01's two frozen
+encoders on a few clips.
 
     nb = setup_notebook(profile, ("baseline", "ssync"), seed=seed, data_root=data_root, device=device,
                         steps=steps, num_slots=num_slots, run_root=run_root, video_index=video_index)
     out = run_on_clip(model, nb.item["video"], seed)    # ModelOutput of one clip, batch of 1
+    seen = encoder_comparison(cfg, "synth-easy", SHIPPED_WEIGHTS, count=4)   # notebook 01: random vs pretrained
 
 No Jupyter import here: notebooks, tests and scripts call the same functions.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
 from ssync_lib.config import Config
 from ssync_lib.data import VideoDataset, build_dataset, denormalize, synthetic
 from ssync_lib.lab.run_cache import notebook_config
+from ssync_lib.lab.viz import pca_rgb
 from ssync_lib.models import ModelOutput
+from ssync_lib.pretrain.features import EncoderView, encoder_views, middle_frame, read_encoder_json
 
 
 @dataclass
@@ -74,6 +81,47 @@ def attention_iterations(model: nn.Module, video: torch.Tensor, seed: int = 0) -
     features = model.encode(video[None].to(next(model.parameters()).device))
     *_, per_frame = model.slots_from_features(features, return_iterations=True)
     return [a[0].unflatten(-1, model.grid).cpu() for a in per_frame]
+
+
+# ----------------------------------------------------------------------------- what the encoder sees (notebook 01)
+
+@dataclass
+class EncoderComparison:
+    """Notebook 01's "What the encoder sees": n clips of one level, the frame shown of each, and what each frozen
+    encoder makes of them."""
+    level: str  # the level the clips come from, as the notebook names it
+    ids: list[str]  # the n clips' ids
+    num_frames: list[int]  # T of each clip (k-means and its score use every frame)
+    shown: list[int]  # the frame of each clip the figures show (``middle_frame``)
+    frames: torch.Tensor  # (n, H, W, 3) in [0, 1]: each clip's middle frame, the one the figures show
+    masks: torch.Tensor  # (n, H, W): its ground-truth ids, 0 = background
+    views: dict[str, EncoderView]  # encoder name -> what it makes of the clips (``pretrain.features.encoder_views``)
+
+    def middle(self, name: str) -> torch.Tensor:
+        """Encoder ``name``'s k-means labels on each clip's middle frame: (n, h, w)."""
+        return torch.stack([lab[t] for lab, t in zip(self.views[name].labels, self.shown)])
+
+    def pca_colours(self, name: str) -> np.ndarray:
+        """Encoder ``name``'s patch features of the shown frames on their first three principal components, fitted
+        on those frames' patches together, as RGB in [0, 1] (``viz.pca_rgb``): (n, h, w, 3)."""
+        features = torch.stack([f[t] for f, t in zip(self.views[name].features, self.shown)])  # n h w C
+        return pca_rgb(features.flatten(1, 2), tuple(features.shape[1:3]))
+
+
+def encoder_comparison(cfg: Config, level: str, weights: str | Path, count: int = 4,
+                       profile: str = "cpu") -> EncoderComparison:
+    """The first ``count`` validation clips of ``cfg``'s data, read at the weights' input size, seen by the random
+    patch embedding the ``profile`` reads and by the pretrained ViT of ``weights`` (``encoder_views``)."""
+    cfg = copy.deepcopy(cfg)
+    cfg.data.input_size = int(read_encoder_json(weights)["data.input_size"])
+    cfg.data.max_val_videos = count
+    data = build_dataset(cfg, "val")
+    clips = [data[i] for i in range(min(count, len(data)))]
+    shown = [middle_frame(c) for c in clips]
+    return EncoderComparison(
+        level=level, ids=[c["id"] for c in clips], num_frames=[int(c["video"].shape[0]) for c in clips], shown=shown,
+        frames=torch.stack([torch.as_tensor(denormalize(c["video"][t:t + 1]))[0] for c, t in zip(clips, shown)]),
+        masks=torch.stack([c["masks"][t] for c, t in zip(clips, shown)]), views=encoder_views(clips, weights, profile))
 
 
 # ----------------------------------------------------------------------------- a gallery of failures

@@ -18,12 +18,18 @@ Writes ``features.csv`` (one row per level, feature set and video), ``table.csv`
 command, and with a ViT the figures ``attention-<level>.png`` (the last block's CLS attention per head) and
 ``pca-<level>.png`` (the first three principal components of the last block's patch features as RGB, beside
 the k-means labels and the ground truth).
+
+``encoder_views(clips, weights)`` is the same probe on a handful of clips for notebook 01 ("What the encoder
+sees"): the random patch embedding the CPU profiles read beside the pretrained ViT's last block, with each clip's
+k-means labels and score and the last block's CLS attention.
 """
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import pandas as pd
 import torch
@@ -33,10 +39,13 @@ from tqdm.auto import tqdm
 from ssync_lib.config import get_config, resolve_path
 from ssync_lib.data import build_dataset, check_data_root, denormalize
 from ssync_lib.errors import MissingInputError
-from ssync_lib.metrics import kmeans_fg_ari, kmeans_labels
+from ssync_lib.metrics import grid_fg_ari, kmeans_fg_ari, kmeans_labels
 from ssync_lib.models.encoder import FrozenViT
 from ssync_lib.pretrain.config import PretrainConfig
 from ssync_lib.pretrain.loop import level_config, mix_entries
+
+SHIPPED_WEIGHTS = "checkpoints/pretrain/dino-ibot-w64d4-mix.safetensors"  # the ViT pretrained here (results/pretrain/)
+LAST_BLOCK = "pretrained: last block"  # encoder_views' name of the pretrained ViT read as model.feature_layer=last
 
 
 def read_encoder_json(weights: str | Path) -> dict:
@@ -92,6 +101,11 @@ def feature_sets(profile: str, weights: str | Path | None) -> dict:
     return sets
 
 
+def num_objects(masks: torch.Tensor) -> int:
+    """The ground-truth objects of masks (..., H, W): the ids > 0 (0 = background)."""
+    return int((masks.unique() > 0).sum())
+
+
 def level_datasets(levels: str, input_size: int, max_videos: int) -> dict:
     """level name -> validation dataset (whole videos with masks) of each folder of ``levels``."""
     cfg = PretrainConfig(profile="cpu")
@@ -114,7 +128,7 @@ def feature_table(levels: str, profile: str = "cpu", weights: str | Path | None 
         for index in tqdm(range(len(data)), desc=f"features {level}", disable=not progress):
             item = data[index]
             masks = item["masks"]  # T S S
-            objects = int((masks.unique() > 0).sum())
+            objects = num_objects(masks)
             if not objects:
                 continue
             for name, fn in sets.items():
@@ -149,14 +163,56 @@ def cls_attention(enc: FrozenViT, images: torch.Tensor) -> torch.Tensor:
     return weights[:, :, prefix:].unflatten(-1, enc.grid)
 
 
+def middle_frame(item: dict) -> int:
+    """The frame a figure shows of a clip: the middle one, T // 2."""
+    return item["video"].shape[0] // 2
+
+
 def _examples(data, count: int = 4) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(frame (3, S, S), mask (S, S)): the middle frame of the first ``count`` validation videos."""
     out = []
     for index in range(min(count, len(data))):
         item = data[index]
-        t = item["video"].shape[0] // 2
+        t = middle_frame(item)
         out.append((item["video"][t], item["masks"][t]))
     return out
+
+
+@dataclass
+class EncoderView:
+    """What one frozen encoder makes of n clips, one entry per clip (T frames, (h, w) the patch grid, C channels)."""
+    features: list[torch.Tensor]  # (T, h, w, C)
+    labels: list[torch.Tensor]  # (T, h, w): k-means over all frames together, K = objects + 1, seed 0
+    fg_ari: list[float]  # video FG-ARI of ``labels`` against the clip's masks (NaN for a clip without objects)
+    attention: torch.Tensor | None  # (n, heads, h, w): the last block's CLS attention on each clip's middle frame;
+    # None for a patch embedding, which has no attention to read
+
+
+def encoder_views(clips: Sequence[dict], weights: str | Path, profile: str = "cpu") -> dict[str, EncoderView]:
+    """The random patch embedding ``profile`` reads (``feature_sets``' ``random: <profile>``) and the pretrained
+    ViT's last block (``pretrained: block <depth - 1>``, what ``model.feature_layer=last`` reads) on the same clips,
+    items of a validation dataset ({"video": (T, 3, S, S) normalised, "masks": (T, S, S)}) at the encoders' input
+    size S. Each clip is clustered by k-means with K = its objects + 1 and scored by video FG-ARI, as in
+    ``feature_table``."""
+    sizes = {random_encoder(profile).input_size, int(read_encoder_json(weights)["data.input_size"])}
+    got = {int(item["video"].shape[-1]) for item in clips}
+    if len(sizes) > 1 or got - sizes:
+        raise ValueError(f"encoder_views: the clips are {sorted(got)} px, the encoders read {sorted(sizes)} px "
+                         f"(profile {profile!r}, {Path(weights).name}); build the clips at that data.input_size")
+    sets = feature_sets(profile, weights)
+    last = pretrained_encoder(weights, "last")
+    chosen = {f"random: {profile}": (sets[f"random: {profile}"], None),
+              LAST_BLOCK: (sets[f"pretrained: block {len(last.vit.blocks) - 1}"], last)}
+    views = {}
+    for name, (fn, attending) in chosen.items():
+        features = [fn(item["video"]).float() for item in clips]  # T h w C each
+        labels = [kmeans_labels(f, num_objects(item["masks"]) + 1, seed=0) for f, item in zip(features, clips)]
+        scores = [grid_fg_ari(lab, item["masks"]) for lab, item in zip(labels, clips)]
+        attention = None
+        if attending is not None:
+            attention = cls_attention(attending, torch.stack([item["video"][middle_frame(item)] for item in clips]))
+        views[name] = EncoderView(features=features, labels=labels, fg_ari=scores, attention=attention)
+    return views
 
 
 def attention_figure(weights: str | Path, data, level: str, path: Path) -> Path:
@@ -197,7 +253,7 @@ def pca_figure(weights: str | Path, data, level: str, path: Path) -> Path:
     pcs = pcs.reshape(len(examples), *enc.grid, 3).float()
     fig, axes = plt.subplots(len(examples), 4, figsize=(7.2, 1.8 * len(examples)), squeeze=False)
     for i, (frame, mask) in enumerate(examples):
-        k = int((mask.unique() > 0).sum()) + 1
+        k = num_objects(mask) + 1
         labels = kmeans_labels(feats[i].reshape(1, *enc.grid, -1).float(), k, seed=0)[0]
         panels = [(denormalize(frame[None])[0], None), (pcs[i], None), (labels, "tab20"), (mask, "tab20")]
         for ax, (img, cmap), title in zip(axes[i], panels, ["frame", "PCA (3 comps as RGB)", f"k-means, K={k}",

@@ -25,10 +25,12 @@ def describe_encoder(cfg: Config, grid: tuple[int, int], feature_dim: int) -> st
     m = cfg.model
     patch = m.backbone_kwargs.get("patch_size") or int(re.search(r"patch(\d+)", m.backbone).group(1))
     if m.weights == "random":
-        why = (f"The weights are **random** (`model.weights=random`: nothing can be downloaded here), so nothing of "
-               f"DINO is in this model but the layer shapes, and the features are read at `{m.feature_layer}`: "
+        why = (f"The weights are **random** (`model.weights=random`: nothing can be downloaded here, and the slot "
+               "model learns fewer objects on the ViT pretrained here; notebook 01, \"What the encoder sees\"), so "
+               f"nothing of DINO is in this model but the layer shapes, and the features are read at "
+               f"`{m.feature_layer}`: "
                + ("right after the patch embedding, before any transformer block, i.e. a fixed random linear map of "
-                  "each pixel patch (which keeps the patch's colour; README, \"What the CPU profiles use\")"
+                  "each pixel patch (which keeps the patch's colour; docs/usage.md, \"What the CPU profiles use\")"
                   if m.feature_layer == "patch_embed" else "a block of an untrained network") + ". ")
     else:
         why = f"The weights are the published `{m.weights}` ones, the features read at `{m.feature_layer}`. "

@@ -3,7 +3,7 @@
     arrays.py    numpy from tensors, slot colours, overlays, PCA to RGB, upsampling, which slot holds which
                  object (no figures)
     maps.py      frames, masks and slot maps over time (unblended, with the slot legend); dense alignment's
-                 patch sets; the widgets' panels
+                 patch sets; the widgets' panels; what a frozen encoder sees (PCA, CLS attention, k-means)
     slots.py     what a slot is: which slot holds each object frame by frame, slot attention's iterations, the
                  reconstruction beside its target, slot vectors
     ssync.py     SSync's coverage, IoU matrix, merge graph, boundary and interior patches
@@ -22,8 +22,8 @@ from ssync_lib.lab.viz.arrays import (OBJECT_COLOUR_NAMES, SLOT_PALETTE, axes_gr
 from ssync_lib.lab.viz.bench import (plot_alignment, plot_gradients, plot_labels, plot_metrics, plot_step,
                                     plot_step_comparison)
 from ssync_lib.lab.viz.maps import (add_slot_legend, draw_ground_truth, draw_labels, draw_map, draw_outlines,
-                                plot_explorer, plot_frames, plot_map_rows, plot_patch_sets, plot_pca, plot_slot_maps,
-                                selection_overlay)
+                                plot_cls_attention, plot_encoder_kmeans, plot_encoder_pca, plot_explorer, plot_frames,
+                                plot_map_rows, plot_patch_sets, plot_pca, plot_slot_maps, selection_overlay)
 from ssync_lib.lab.viz.results import (NOT_LOSSES, PAPER_SLOT_ROBUSTNESS, SWEEP_METRICS, metrics_rows, objective_order,
                                    plot_loss_curves, plot_metric_bars, plot_object_stats, plot_premise_accuracy,
                                    plot_premise_teaching, plot_slot_sweep, plot_sweep_curves, plot_sweep_metric,
@@ -37,7 +37,7 @@ __all__ = ["OBJECT_COLOUR_NAMES", "SLOT_PALETTE", "axes_grid", "frame_indices", 
            "draw_outlines", "plot_attention_iterations", "plot_reconstruction", "plot_slot_tracks", "plot_slot_vectors",
            "plot_alignment", "plot_gradients", "plot_labels", "plot_metrics", "plot_step", "plot_step_comparison",
            "draw_map", "plot_explorer", "plot_frames", "plot_map_rows", "plot_patch_sets", "plot_pca",
-           "plot_slot_maps", "selection_overlay", "NOT_LOSSES", "PAPER_SLOT_ROBUSTNESS", "SWEEP_METRICS",
+           "plot_cls_attention", "plot_encoder_kmeans", "plot_encoder_pca", "plot_slot_maps", "selection_overlay", "NOT_LOSSES", "PAPER_SLOT_ROBUSTNESS", "SWEEP_METRICS",
            "metrics_rows", "objective_order", "plot_loss_curves", "plot_metric_bars", "plot_object_stats",
            "plot_slot_sweep", "plot_sweep_curves", "save_figure", "plot_premise_accuracy", "plot_premise_teaching",
            "plot_sweep_metric", "plot_boundary_interior", "plot_coverage",

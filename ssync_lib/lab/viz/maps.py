@@ -144,6 +144,71 @@ def plot_pca(frames, features, grid: tuple[int, int], frames_to_show: Sequence[i
     return fig
 
 
+# ----------------------------------------------------------------------------- what a frozen encoder sees (notebook 01)
+
+def _patch_image(ax, image, size: tuple[int, int], **kwargs) -> None:
+    """A patch-grid image (h, w) or (h, w, 3) stretched over a frame of ``size`` (H, W), so that outlines drawn
+    in pixel coordinates lie over it."""
+    ax.imshow(to_numpy(image), extent=(-0.5, size[1] - 0.5, size[0] - 0.5, -0.5), interpolation="nearest",
+              **kwargs)
+
+
+def _encoder_grid(frames, masks, columns: Sequence[str]):
+    """One row per clip: its frame (n, H, W, 3) with the ground-truth objects (masks (n, H, W)) outlined and
+    numbered, then one empty panel per column."""
+    frames, masks = to_numpy(frames), to_numpy(masks).astype(np.int64)
+    fig, axes = axes_grid(len(frames), len(columns) + 1)
+    for i in range(len(frames)):
+        draw_ground_truth(axes[i, 0], frames[i], masks[i])
+    for j, name in enumerate(["frame, objects outlined", *columns]):
+        axes[0, j].set_title(name, fontsize=8)
+    return fig, axes, masks
+
+
+def plot_encoder_pca(frames, masks, colours: Mapping[str, object], title: str | None = None) -> Figure:
+    """Per clip (rows) its frame and, per encoder (columns), its patch features' first three principal components
+    as RGB (``colours``: name -> (n, h, w, 3) in [0, 1], :func:`pca_rgb`), the objects outlined in black."""
+    fig, axes, masks = _encoder_grid(frames, masks, [f"{name}: PCA" for name in colours])
+    for j, rgb in enumerate(colours.values()):
+        for i in range(len(masks)):
+            _patch_image(axes[i, j + 1], rgb[i], masks.shape[-2:])
+            draw_outlines(axes[i, j + 1], masks[i], linewidth=0.8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig
+
+
+def plot_cls_attention(frames, masks, attention, title: str | None = None) -> Figure:
+    """Per clip (rows) its frame and, per head (columns), the CLS token's attention over the patches (attention
+    (n, heads, h, w); each map scaled to its own maximum, bright = more), the objects outlined in cyan."""
+    attention = to_numpy(attention)
+    fig, axes, masks = _encoder_grid(frames, masks, [f"head {h}" for h in range(attention.shape[1])])
+    for i in range(len(masks)):
+        for h in range(attention.shape[1]):
+            _patch_image(axes[i, h + 1], attention[i, h], masks.shape[-2:], cmap="inferno")
+            draw_outlines(axes[i, h + 1], masks[i], color="cyan", linewidth=0.8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig
+
+
+def plot_encoder_kmeans(frames, masks, labels: Mapping[str, object], scores: Mapping[str, Sequence[float]],
+                        title: str | None = None) -> Figure:
+    """Per clip (rows) its frame and, per encoder (columns), its k-means labels (``labels``: name -> (n, h, w)
+    cluster ids, drawn in the slot colours; the ground-truth objects outlined in black), each panel titled with
+    the clip's score (``scores``: name -> n values, the clip's video FG-ARI)."""
+    fig, axes, masks = _encoder_grid(frames, masks, list(labels))
+    num_labels = int(max(to_numpy(lab).max() for lab in labels.values())) + 1
+    for j, (name, lab) in enumerate(labels.items()):
+        for i in range(len(masks)):
+            draw_labels(axes[i, j + 1], to_numpy(lab)[i], num_labels, masks.shape[-2:], gt=masks[i])
+            axes[i, j + 1].set_title((f"{name}: k-means\n" if i == 0 else "") + f"FG-ARI {scores[name][i]:.2f}",
+                                     fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig
+
+
 def plot_slot_maps(frames, maps: Mapping[str, object], t: int = 0, title: str | None = None) -> Figure:
     """Per-slot soft maps at frame ``t``: one row per entry of ``maps`` (name -> (T, S, h, w) in
     [0, 1], e.g. the encoder attention and the decoder masks), one column per slot, with a colour bar (black: the
