@@ -53,7 +53,8 @@ def notebook_paths(only: list[str]) -> list[Path]:
 # first code cell whose source contains the marker, with a caption; the metrics (keys of its notebooks_metrics JSON)
 # it quotes (none listed: its first six).
 TEACHES = {
-    "01": "the data: videos with instance masks, the synthetic levels, how many objects and how large",
+    "01": "the data: videos with instance masks, the synthetic levels, how many objects and how large, what the "
+          "encoder sees (random against pretrained features)",
     "02": "the base model (VideoSAUR + SlotContrast): slot maps over time, which slot holds which object, slot "
           "attention's iterations, the reconstruction, slot vectors, metrics, failures",
     "03": "dense alignment (SRL): the positives of one patch, why its cost is quadratic, the trained model beside the "
