@@ -107,7 +107,9 @@ def add_experiment_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", help="sweep folder under <run_root>/experiments (default: the profile)")
     add_overrides(p, example="train.eval_every=2000")
     add_data_root(p)
-    p.add_argument("--results", help="copy the summary, plots and per-run metrics to this folder")
+    p.add_argument("--results", help="copy the summary, plots and per-run metrics to this folder, with claims.md: "
+                                     "the paper's claims 1-2 restated from the summary (validation; also the test "
+                                     "split with --test-split)")
     p.add_argument("--summary-only", action="store_true", help="summarise the finished runs, train nothing")
     p.add_argument("--test-split", action="store_true",
                    help="also score every finished run on the held-out test split (metrics-test.json, when missing "
@@ -140,7 +142,12 @@ def run_experiment(args: argparse.Namespace) -> int:
                             test_split=args.test_split)
     print(markdown_table(summary, parse_list(args.columns) or None))
     if args.results:
-        publish(sweep.folder(), resolve_path(args.results), command_line(sys.argv[1:]))
+        from ssync_lib.lab.claims import claims_document
+        from ssync_lib.lab.experiment.columns import TEST
+
+        results = resolve_path(args.results)
+        publish(sweep.folder(), results, command_line(sys.argv[1:]))
+        (results / "claims.md").write_text(claims_document(summary, sweep.name, test_prefix=TEST))
     return 0 if len(summary) else 1
 
 

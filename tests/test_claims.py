@@ -3,7 +3,7 @@ premise readings)."""
 import pandas as pd
 import pytest
 
-from ssync_lib.lab.claims import (headline_claims, paper_change, premise_accuracy, premise_teaching, read_premise_accuracy,
+from ssync_lib.lab.claims import (claims_document, headline_claims, paper_change, premise_accuracy, premise_teaching, read_premise_accuracy,
                                   read_premise_teaching, state_claims)
 
 
@@ -130,3 +130,18 @@ def test_premise_readings_count_the_slot_counts_and_quote_the_means():
     assert "at 0 of 2 slot counts and the student more often at 2 (1.8-3.0x)" in boundary
     assert verdict == ("So on the interior set the teaching mostly corrects the student, while on the boundary set, "
                        "where the two disagree, the teacher is more often the wrong one.")
+
+
+def test_claims_document_states_the_claims_on_validation_and_on_the_test_split_columns():
+    val = summary()
+    test = val.rename(columns=lambda c: f"test/{c}" if "/video/" in c else c)
+    test.loc[:, "test/decoder/video/fg_ari"] = test["test/decoder/video/fg_ari"] - 0.1  # the test split scores lower
+    both = pd.concat([val, test.filter(like="test/")], axis=1)
+    both.loc[both.objective == "dense", [c for c in both.columns if c.startswith("test/")]] = float("nan")
+    text = claims_document(both, "x")
+    head, validation, held_out = text.split("## ")
+    assert "sweep `x`" in head
+    assert validation.startswith("Validation") and state_claims(val) in validation
+    assert held_out.startswith("Held-out test split (7 of 8 runs)")  # dense was not scored on it
+    assert "7 slots (dense not run): FG-ARI: baseline 51.0 ± 1.0, ssync 42.0 ± 2.0" in held_out
+    assert "test split" not in claims_document(val, "x")  # no test columns: validation only

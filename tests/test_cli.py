@@ -71,3 +71,18 @@ def test_experiment_summary_prints_the_chosen_columns(tmp_path, capsys):
     assert rows[1] == (f"| ssync | 5 | 1 | {100 * ssync['decoder/video/fg_ari']:.1f} | "
                        f"{ssync['pseudo_labels/merged_slots']:.1f} |")
     assert "decoder mbo" in (folder / "table.md").read_text()  # the written table keeps every column
+
+
+def test_experiment_results_folder_restates_the_claims_from_its_summary(tmp_path, capsys):
+    published = Path(__file__).parents[1] / "results" / "synth-easy" / "runs"
+    folder = tmp_path / "experiments" / "x"
+    for run in ("baseline-s5-seed0", "ssync-s5-seed0"):
+        shutil.copytree(published / run, folder / run)
+    assert main(["experiment", "--summary-only", "--name", "x", "--set", f"train.run_root={tmp_path}",
+                 "--results", str(tmp_path / "published")]) == 0
+    fg = {o: 100 * json.loads((folder / f"{o}-s5-seed0" / "metrics.json").read_text())["metrics"][
+        "decoder/video/fg_ari"] for o in ("baseline", "ssync")}
+    claims = (tmp_path / "published" / "claims.md").read_text()
+    assert (f"5 slots (dense not run): FG-ARI: baseline {fg['baseline']:.1f} (one seed), "
+            f"ssync {fg['ssync']:.1f} (one seed)") in claims
+    assert "## Validation" in claims and "Held-out test split" not in claims  # synth-easy has no test split

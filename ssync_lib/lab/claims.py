@@ -98,6 +98,22 @@ def state_claims(summary: pd.DataFrame, maps: tuple[str, ...] = ("decoder", "att
             "(`cost_claim` on results/bench/alignment.csv; docs/benchmarks.md; notebook 03).")
 
 
+def claims_document(summary: pd.DataFrame, sweep: str, test_prefix: str = "test/") -> str:
+    """Markdown of a results folder's ``claims.md`` (``experiment --results``): ``state_claims`` on the validation
+    columns, then again on the held-out test split's (the columns named ``test_prefix`` + metric, e.g.
+    ``test/decoder/video/fg_ari``) for the runs that have them."""
+    parts = [f"# The paper's claims restated from the sweep `{sweep}`\n\nEvery number below is computed from this "
+             f"folder's `summary.csv` by `ssync_lib.lab.claims.state_claims` (written by `experiment --results`).",
+             "## Validation\n\n" + state_claims(summary)]
+    renamed = {c: c[len(test_prefix):] for c in summary.columns if c.startswith(test_prefix)}
+    if renamed:
+        test = summary.drop(columns=[c for c in renamed.values() if c in summary.columns]).rename(columns=renamed)
+        test = test.dropna(subset=[f"decoder/video/{key}" for key in METRICS.values()])
+        if len(test):
+            parts.append(f"## Held-out test split ({len(test)} of {len(summary)} runs)\n\n" + state_claims(test))
+    return "\n\n".join(parts) + "\n"
+
+
 # ----------------------------------------------------------------------------- one sentence per claim (notebook 05)
 
 WHO = {"baseline": "the baseline's", "dense": "dense alignment's", "ssync": "SSync's"}
