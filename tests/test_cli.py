@@ -58,11 +58,17 @@ def test_train_then_evaluate_from_the_command_line(tmp_path, capsys):
     assert json.loads((runs / "cli" / "metrics.json").read_text()) == trained
 
 
-def test_experiment_summary_prints_the_chosen_columns(tmp_path, capsys):
+def published_sweep(root: Path) -> Path:
+    """The sweep folder ``<root>/experiments/x`` holding two published synth-easy runs (baseline, SSync; 5 slots)."""
     published = Path(__file__).parents[1] / "results" / "synth-easy" / "runs"
-    folder = tmp_path / "experiments" / "x"
+    folder = root / "experiments" / "x"
     for run in ("baseline-s5-seed0", "ssync-s5-seed0"):
         shutil.copytree(published / run, folder / run)
+    return folder
+
+
+def test_experiment_summary_prints_the_chosen_columns(tmp_path, capsys):
+    folder = published_sweep(tmp_path)
     assert main(["experiment", "--summary-only", "--name", "x", "--set", f"train.run_root={tmp_path}",
                  "--columns", "decoder/video/fg_ari,pseudo_labels/merged_slots"]) == 0
     header, _, *rows = capsys.readouterr().out.strip().splitlines()
@@ -74,10 +80,7 @@ def test_experiment_summary_prints_the_chosen_columns(tmp_path, capsys):
 
 
 def test_experiment_results_folder_restates_the_claims_from_its_summary(tmp_path, capsys):
-    published = Path(__file__).parents[1] / "results" / "synth-easy" / "runs"
-    folder = tmp_path / "experiments" / "x"
-    for run in ("baseline-s5-seed0", "ssync-s5-seed0"):
-        shutil.copytree(published / run, folder / run)
+    folder = published_sweep(tmp_path)
     assert main(["experiment", "--summary-only", "--name", "x", "--set", f"train.run_root={tmp_path}",
                  "--results", str(tmp_path / "published")]) == 0
     fg = {o: 100 * json.loads((folder / f"{o}-s5-seed0" / "metrics.json").read_text())["metrics"][
