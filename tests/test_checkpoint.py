@@ -11,10 +11,12 @@ import pytest
 import torch
 from torch import nn
 
-from ssync_lib.checkpoint import (CheckpointMismatchError, config_differences, load_checkpoint, load_module_state,
-                                  remove_stale_tmp, rng_state, save_checkpoint, set_rng_state)
-from ssync_lib.config import get_config, project_root
+from ssync_lib.checkpoint import (FREE_KEYS, CheckpointMismatchError, config_changes, config_differences,
+                                  load_checkpoint, load_module_state, remove_stale_tmp, rng_state, save_checkpoint,
+                                  set_rng_state)
+from ssync_lib.config import ObjectiveConfig, get_config, project_root
 from ssync_lib.data import synthetic
+from ssync_lib.objectives import OBJECTIVE_KEYS, OBJECTIVES
 from ssync_lib.run_log import read_metrics
 from ssync_lib.train import train
 from tests.helpers import exactly
@@ -110,6 +112,49 @@ def test_config_differences():
     b = {"profile": "cpu", "model": {"d": 1, "s": 3}, "train": {"lr": 0.1}}
     assert config_differences(a, b) == ["model.s: 2 -> 3", "profile: 'smoke' -> 'cpu'"]
     assert config_differences(a, b, sections=("train",)) == []
+
+
+def _changes(saved: dict, requested: dict) -> list[str]:
+    """``config_changes`` from a smoke run made with overrides ``saved`` to the smoke config with ``requested``."""
+    return config_changes(get_config("smoke", saved).to_dict(), get_config("smoke", requested))
+
+
+def test_a_run_keeps_its_objective_whatever_the_values_it_does_not_read():
+    """A baseline run computes the same whatever SSync's or the dense alignment's values say: changing them is no
+    change (resume, the sweep); its own values are, merge_iou too (its evaluation's pseudo-label statistics), and
+    every value is on a change of objective (a branch), as before."""
+    base, ssync, dense = ({"objective.name": name} for name in ("baseline", "ssync", "dense"))
+    ssync_values = {"objective.ssync_warmup_frac": 0.625, "objective.w_ssync_enc": 0.0, "objective.w_ssync_dec": 0.0}
+    dense_values = {"objective.dense_topk": 3, "objective.dense_from_frac": 0.5, "objective.w_redundancy": 0.0,
+                    "objective.dense_tau": 0.2}
+    assert _changes(base, {**base, **ssync_values, **dense_values}) == []
+    assert _changes(base, {**base, **ssync_values, "objective.w_recon": 2.0, "objective.w_slot_contrast": 0.25,
+                           "objective.slot_contrast_tau": 0.2, "objective.merge_iou": 0.5, "train.lr": 0.002}) == [
+        "objective.merge_iou: 0.7 -> 0.5", "objective.slot_contrast_tau: 0.1 -> 0.2",
+        "objective.w_recon: 1.0 -> 2.0", "objective.w_slot_contrast: 0.5 -> 0.25", "train.lr: 0.001 -> 0.002"]
+    assert _changes(ssync, {**ssync, **ssync_values, **dense_values}) == [
+        "objective.ssync_warmup_frac: 0.3 -> 0.625", "objective.w_ssync_dec: 1.0 -> 0.0",
+        "objective.w_ssync_enc: 1.0 -> 0.0"]
+    assert _changes(dense, {**dense, **ssync_values, **dense_values}) == [
+        "objective.dense_from_frac: 0.2 -> 0.5", "objective.dense_tau: 0.1 -> 0.2", "objective.dense_topk: 2 -> 3",
+        "objective.w_redundancy: 0.1 -> 0.0"]
+    assert _changes(base, {**ssync, "objective.ssync_warmup_frac": 0.625, "objective.dense_topk": 3}) == [
+        "objective.dense_topk: 2 -> 3", "objective.name: 'baseline' -> 'ssync'",
+        "objective.ssync_warmup_frac: 0.3 -> 0.625"]
+    # a run saved before a value existed: the value at its default, compared only when the objective reads it
+    saved = get_config("smoke", ssync).to_dict()
+    del saved["objective"]["ssync_warmup_frac"]
+    assert config_changes(saved, get_config("smoke", {**ssync, "objective.ssync_warmup_frac": 0.5})) == [
+        "objective.ssync_warmup_frac: 0.3 -> 0.5"]
+
+
+@pytest.mark.parametrize("name", OBJECTIVES)
+def test_each_objective_value_is_compared_exactly_when_the_objective_reads_it(name):
+    for key, value in ObjectiveConfig().__dict__.items():
+        if key == "name" or key in FREE_KEYS["objective"]:
+            continue
+        changed = _changes({"objective.name": name}, {"objective.name": name, f"objective.{key}": value + 1})
+        assert bool(changed) == (key in OBJECTIVE_KEYS[name]), (key, changed)
 
 
 # ----------------------------------------------------------------------------- bit-exact resume after SIGKILL

@@ -5,8 +5,10 @@ import pytest
 
 from ssync_lib.config import get_config
 from ssync_lib.errors import MissingInputError
-from ssync_lib.lab.experiment import (COLUMN_SETS, LABEL_KEYS, SHARING_KEYS, Sweep, branch_step, markdown_table,
-                                  premise_rows, publish, run_sweep, variant_rows)
+from ssync_lib.checkpoint import ConfigChangeError
+from ssync_lib.lab.experiment import (COLUMN_SETS, LABEL_KEYS, SHARING_KEYS, Sweep, branch_step, changed_runs,
+                                      check_changes, markdown_table, premise_rows, publish, run_configs, run_sweep,
+                                      variant_rows)
 from ssync_lib.run_log import read_metrics
 from ssync_lib.train import train
 from tests.helpers import exactly
@@ -63,6 +65,31 @@ def test_branched_ssync_equals_ssync_trained_from_scratch(tmp_path):
     cfg.train.name = "from-scratch"
     scratch = train(cfg, progress=False).metrics
     assert branched == exactly(scratch)
+
+
+def test_copied_baselines_fit_a_sweep_that_changes_ssync_values_only(tmp_path):
+    """The recorded way to branch an ablation from a sweep's baselines (results/synth-easy-boundary-only/
+    provenance.json): the baseline runs copied into a new sweep that changes SSync's values only. A baseline reads
+    none of them (objectives.OBJECTIVE_KEYS): nothing is refused. An SSync run made with the old values is, and so
+    is a baseline whose own values changed."""
+    easy = smoke_sweep(tmp_path, slots=[4])
+    for cfg in run_configs(easy):  # the config.json every run of `easy` writes, copied into the sweep `late`
+        run = tmp_path / "experiments" / "late" / cfg.run_name
+        run.mkdir(parents=True)
+        (run / "config.json").write_text(cfg.to_json())
+
+    def late(*sets, objectives=("baseline", "ssync")):
+        return smoke_sweep(tmp_path, slots=[4], name="late", objectives=list(objectives),
+                           overrides=[*easy.overrides, "objective.ssync_warmup_frac=0.625", *sets])
+    assert branch_step(late().config("baseline", 0, 4)) != branch_step(easy.config("baseline", 0, 4))
+    changed = {run.name: diffs for run, diffs in changed_runs(late()).items()}
+    assert changed == {"ssync-s4-seed0": ["objective.ssync_warmup_frac: 0.3 -> 0.625"]}
+    for sets in [(), ("objective.w_ssync_enc=0",), ("objective.w_ssync_dec=0", "objective.dense_topk=3")]:
+        assert changed_runs(late(*sets, objectives=["baseline"])) == {}
+        check_changes(late(*sets, objectives=["baseline"]))  # nothing refused, nothing moved
+    assert (tmp_path / "experiments" / "late" / "baseline-s4-seed0" / "config.json").exists()
+    with pytest.raises(ConfigChangeError, match=r"baseline-s4-seed0: objective\.w_recon: 1\.0 -> 2\.0\n"):
+        check_changes(late("objective.w_recon=2", objectives=["baseline"]))
 
 
 def test_unknown_branch_objective_is_refused(tmp_path):

@@ -111,7 +111,8 @@ def test_incompatible_checkpoint_names_the_keys(base_run, smoke):
 
 def test_resume_and_branch_compare_the_config_field_by_field(base_run, smoke):
     """Changes that alter results are refused before anything is written (tests/test_bad_input.py checks the
-    files); the free ones (paths, logging, cadence, device) pass; a branch may change the objective."""
+    files); the free ones (paths, logging, cadence, device, objective values the run's objective does not read)
+    pass; a branch may change the objective."""
     with pytest.raises(ConfigChangeError, match=r"(?s)objective\.name.*train\.lr: 0\.001 -> 0\.002"):
         train(_cfg(smoke, **{"train.name": "base", "train.lr": 2e-3, "objective.name": "ssync"}), resume=True,
               progress=False)
@@ -119,8 +120,14 @@ def test_resume_and_branch_compare_the_config_field_by_field(base_run, smoke):
         train(_cfg(smoke, **{"train.name": "branch-slots", "model.num_slots": 5}),
               init_from=base_run.run_dir / "step-0000003.pt", progress=False)
     assert not (base_run.run_dir.parent / "branch-slots").exists()
+    # of the objective, only the values the baseline reads are compared (objectives.OBJECTIVE_KEYS)
+    with pytest.raises(ConfigChangeError, match=r"(?s)cannot resume.*:\n  objective\.w_slot_contrast: 0\.5 -> 0\.25\n"
+                                                r"nothing was written"):
+        train(_cfg(smoke, **{"train.name": "base", "objective.w_slot_contrast": 0.25,
+                             "objective.ssync_warmup_frac": 0.625}), resume=True, progress=False)
     free = train(_cfg(smoke, **{"train.name": "base", "train.log_every": 3, "train.eval_every": 5,
-                                "data.num_workers": 0, "train.device": "cpu"}), resume=True, progress=False)
+                                "data.num_workers": 0, "train.device": "cpu", "objective.ssync_warmup_frac": 0.625,
+                                "objective.w_ssync_enc": 0.0, "objective.dense_topk": 3}), resume=True, progress=False)
     assert free.metrics == exactly(base_run.metrics)
 
 

@@ -1,5 +1,6 @@
-"""Whether a checkpoint fits: config values compared (``FREE_KEYS`` aside) before resuming or branching, and
-module states loaded with errors that name the mismatched keys and the config values that explain them."""
+"""Whether a checkpoint fits: config values compared (``FREE_KEYS`` aside, and the ``objective`` values that the
+run's objective does not read) before resuming or branching, and module states loaded with errors that name the
+mismatched keys and the config values that explain them."""
 from __future__ import annotations
 
 import warnings
@@ -10,9 +11,11 @@ import torch
 
 from ssync_lib.config import Config
 from ssync_lib.errors import CheckpointError
+from ssync_lib.objectives import OBJECTIVE_KEYS
 
 # Config values that do not change what a run computes (paths, workers, logging, checkpoint and evaluation
-# cadence, device, memory and speed knobs): free to change on resume and branch. Every other value is compared.
+# cadence, device, memory and speed knobs): free to change on resume and branch. Every other value is compared
+# (of ``objective``, those the run's objective reads, ``objectives.OBJECTIVE_KEYS``: see ``config_changes``).
 FREE_KEYS = {
     "data": {"root", "num_workers", "max_val_videos"},
     "model": {"chunk_frames"},
@@ -62,19 +65,27 @@ def with_defaults(saved_config: Mapping[str, Any]) -> dict:
 
 
 def config_changes(saved_config: Mapping[str, Any], cfg: Config, sections=Config.SECTIONS) -> list[str]:
-    """``section.key: saved -> current`` for the values of ``sections`` that change what a run computes
-    (every value but ``FREE_KEYS``)."""
+    """``section.key: saved -> current`` for the values of ``sections`` that change what a run computes: every
+    value but ``FREE_KEYS``, and of ``objective``, when saved and requested name the same objective, only the
+    values that objective reads (``objectives.OBJECTIVE_KEYS``: a baseline run computes the same whatever
+    ``objective.ssync_warmup_frac`` or ``w_ssync_enc`` say). Another objective (a branch): every value."""
     saved, current = with_defaults(saved_config), cfg.to_dict()
+    name = current["objective"]["name"]
+    read = OBJECTIVE_KEYS.get(name) if saved["objective"].get("name") == name else None
+
+    def compared(section, key):
+        return key not in FREE_KEYS.get(section, ()) and (section != "objective" or read is None or key in read)
 
     def relevant(d):
-        return {s: {k: v for k, v in d[s].items() if k not in FREE_KEYS.get(s, ())} for s in sections}
+        return {s: {k: v for k, v in d[s].items() if compared(s, k)} for s in sections}
     return config_differences(relevant(saved), relevant(current))
 
 
 def check_config_change(saved_config: Mapping[str, Any], cfg: Config, path: str | Path, *, branch: bool = False,
                         weights_only: bool = False, allow: bool = False) -> list[str]:
     """Refuse to resume (or branch from) ``path`` with a config that changes the model, the objective, the
-    data or the schedule (``ConfigChangeError`` listing each difference), before anything is written.
+    data or the schedule (``ConfigChangeError`` listing each difference, as ``config_changes`` finds them: the
+    objective values that the run's objective does not read are not compared), before anything is written.
     Branching (``branch``) may change the objective; ``weights_only`` (``train.init_mode=model``, step 0)
     compares the model only. ``allow``: warn instead (``--allow-config-change``). Returns the differences."""
     sections = ("model",) if weights_only else tuple(s for s in Config.SECTIONS if not (branch and s == "objective"))

@@ -27,6 +27,20 @@ from ssync_lib.objectives.ssync import pseudo_labels, ssync_loss, ssync_weight
 
 OBJECTIVES = ("baseline", "dense", "ssync")
 
+# The objective.* values a run of each objective reads: its terms' weights, temperatures and schedules (forward
+# below, DenseAlignment), and merge_iou, which evaluate() reads for every run (the pseudo-label statistics and
+# SSync's premises in metrics.json). A run computes the same whatever the other values say, so resume, branch
+# and the sweep compare only these while the objective stays (checkpoint.config_changes). Checked against the
+# reads of build, training and evaluation by tests/objectives/test_obj_keys.py.
+BASELINE_KEYS = ("name", "w_recon", "w_slot_contrast", "slot_contrast_tau", "merge_iou")
+OBJECTIVE_KEYS = {
+    "baseline": BASELINE_KEYS,
+    "dense": (*BASELINE_KEYS, "dense_group", "dense_topk", "dense_tau", "dense_scale", "dense_chunk",
+              "w_dense_dec", "w_dense_enc", "dense_from_frac", "w_redundancy", "redundancy_slots",
+              "redundancy_until_frac"),
+    "ssync": (*BASELINE_KEYS, "w_ssync_dec", "w_ssync_enc", "ssync_warmup_frac"),
+}
+
 
 @dataclass
 class LossOutput:

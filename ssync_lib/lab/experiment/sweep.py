@@ -64,7 +64,8 @@ def run_configs(sweep: Sweep) -> list[Config]:
 def changed_runs(sweep: Sweep) -> dict[Path, list[str]]:
     """The run folders of ``sweep`` that exist (finished or interrupted) with a config that differs from the
     requested one in a value that changes what the run computes (``checkpoint.config_changes``, as resume
-    compares): folder -> the differences (run -> requested)."""
+    compares: of the objective, only the values the run's objective reads, so baselines copied from another sweep
+    fit a sweep that changes SSync's values only): folder -> the differences (run -> requested)."""
     changed = {}
     for cfg in run_configs(sweep):
         run_dir = Path(cfg.train.run_root) / cfg.run_name
