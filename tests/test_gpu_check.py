@@ -34,7 +34,11 @@ def finite(value) -> bool:
 def test_dry_run_writes_json_and_markdown_with_every_stage_ok(gpu_check, tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the benchmark subprocesses: tiny tensors on a busy machine
     out = tmp_path / "out"
-    rc = gpu_check.main(["--dry-run", "--out", str(out), "--work", str(tmp_path / "work"), "--no-progress"])
+    # every stage must run its code to the end: budgets far above the dry run's defaults (tens of seconds), so that
+    # a loaded machine cannot turn a stage into a timeout (the limits themselves are tested below)
+    generous = [f"--budget={stage}=900" for stage in gpu_check.STAGES]
+    rc = gpu_check.main(["--dry-run", "--out", str(out), "--work", str(tmp_path / "work"), "--no-progress",
+                         *generous])
     report = json.loads((out / "gpu_check.json").read_text())
     markdown = (out / "gpu_check.md").read_text()
     stages = report["stages"]
