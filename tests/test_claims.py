@@ -145,3 +145,11 @@ def test_claims_document_states_the_claims_on_validation_and_on_the_test_split_c
     assert held_out.startswith("Held-out test split (7 of 8 runs)")  # dense was not scored on it
     assert "7 slots (dense not run): FG-ARI: baseline 51.0 ± 1.0, ssync 42.0 ± 2.0" in held_out
     assert "test split" not in claims_document(val, "x")  # no test columns: validation only
+
+
+def test_claim_two_is_not_measured_on_a_sweep_of_one_slot_count():
+    one = summary()[lambda d: d.slots == 7]
+    text = state_claims(one)
+    assert "**2. SSync is robust to the slot count where the others degrade**: one slot count:" in text
+    assert "- decoder maps: not measurable, the sweep ran one slot count (7)." in text
+    assert "change from" not in text and "+0.0" not in text

@@ -48,9 +48,12 @@ def test_sweep_trains_every_combination_and_summarises(tmp_path):
 
     # publishing twice (e.g. a sweep run in parts) keeps every command and copies each run's small files
     results = tmp_path / "results"
+    results.mkdir()
+    (results / "provenance.json").write_text(json.dumps({"data": "made by hand", "commands": []}))
     publish(folder, results, "python -m ssync_lib experiment --objectives baseline")
     publish(folder, results, "python -m ssync_lib experiment --objectives ssync")
     provenance = json.loads((results / "provenance.json").read_text())
+    assert provenance["data"] == "made by hand"  # what the folder's provenance said before is kept
     assert provenance["commands"] == ["python -m ssync_lib experiment --objectives baseline",
                                       "python -m ssync_lib experiment --objectives ssync"]
     assert sorted(p.parent.name for p in results.glob("runs/*/metrics.json")) == sorted(summary.run)

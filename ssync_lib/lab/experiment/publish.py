@@ -31,10 +31,12 @@ def publish(folder: Path, results: Path, command: str) -> None:
                 continue
             shutil.copy2(run / name, results / "runs" / run.name / name)
     provenance = results / "provenance.json"
-    commands = json.loads(provenance.read_text()).get("commands", []) if provenance.exists() else []
+    earlier = json.loads(provenance.read_text()) if provenance.exists() else {}  # its other keys (notes) are kept
+    commands = earlier.get("commands", [])
     provenance.write_text(json.dumps({
+        **earlier,
         "commands": commands + [command] * (command not in commands),  # every invocation that fed this folder
         "commit": commit_hash(), "python": sys.version.split()[0], "torch": torch.__version__,
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "cpu_threads": torch.get_num_threads(),
-    }, indent=2))
+    }, indent=2) + "\n")
