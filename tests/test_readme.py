@@ -99,3 +99,17 @@ def test_glance_cost_claim_carries_the_committed_benchmark():
               f"{at.peak_bytes['dense direct'] / at.peak_bytes['ssync']:.0f}x SSync's memory and "
               f"{at.seconds['dense direct'] / at.seconds['ssync']:.0f}x its time")
     assert claim3 in section("Results at a glance")
+
+
+def test_glance_movi_mini_carries_the_committed_regime_table():
+    """The 3D level's paragraph (decoder FG-ARI at 11 slots, validation / held-out test, mean over seeds) against
+    results/movi-mini/summary.csv, and the boundary premise's two accuracies on its baselines."""
+    summary = pd.read_csv(ROOT / "results" / "movi-mini" / "summary.csv")
+    at11 = summary[summary["slots"] == 11].groupby("objective")
+    val, test = at11["decoder/video/fg_ari"].mean() * 100, at11["test/decoder/video/fg_ari"].mean() * 100
+    glance = " ".join(section("Results at a glance").split())  # line breaks as spaces
+    for objective, name in [("baseline", "the baseline"), ("dense", "dense alignment"), ("ssync", "SSync")]:
+        assert f"{val[objective]:.1f} / {test[objective]:.1f} for {name}" in glance, objective
+    boundary = at11[["premises/boundary/encoder_merged_acc", "premises/boundary/decoder_merged_acc"]].mean() * 100
+    encoder, decoder = boundary.loc["baseline"]
+    assert f"right on {encoder:.1f} % of boundary patches, the decoder's on {decoder:.1f} %" in glance
