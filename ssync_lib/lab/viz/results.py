@@ -136,8 +136,8 @@ def plot_sweep_curves(logs: pd.DataFrame, evals: pd.DataFrame) -> Figure:
         sns.lineplot(data=logs[logs.slots == slots], y="recon", ax=axes[0, column], legend=False, **common)
         sns.lineplot(data=evals[evals.slots == slots], y="decoder/video/fg_ari", marker="o", ax=axes[1, column],
                      legend=False, **common)
-        axes[0, column].set(title=f"{slots} slots: reconstruction loss (training)", yscale="log")
-        axes[1, column].set(title=f"{slots} slots: decoder video FG-ARI (validation)", ylabel="FG-ARI")
+        axes[0, column].set(title=f"{slots} slots, training\nreconstruction loss", yscale="log")
+        axes[1, column].set(title=f"{slots} slots, validation\ndecoder video FG-ARI", ylabel="FG-ARI")
     fig.legend(handles=[Line2D([], [], color=color, label=objective) for objective, color in palette.items()],
                title="objective", loc="outside right upper")
     return fig
