@@ -5,22 +5,24 @@
 
 For ``log.csv`` and ``eval.csv``: the steps both runs logged and the largest |difference| over their shared numeric
 columns at those steps (timing columns, ``sec_*``, left out: they measure the machine, not the run). For
-``metrics.json`` and ``metrics-test.json``: the shared numeric metrics (the ``metrics`` entry of a trained run's file,
-or the top level of ``evaluate``'s) and their largest |difference|. A file that only one folder has is named.
+``metrics.json`` and ``metrics-test.json`` (records of ``run_log.write_metrics``, read with ``run_log.read_metrics``,
+so a null metric is NaN): the shared metrics and their largest |difference|. A file that only one folder has is named.
 Exit status 0 when every shared value agrees within ``--atol`` (default 0: bit for bit), 1 otherwise.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
 
 import pandas as pd
 
+from ssync_lib.lab.experiment.held_out import TEST_METRICS
+from ssync_lib.run_log import read_metrics
+
 TABLES = ("log.csv", "eval.csv")
-METRICS = ("metrics.json", "metrics-test.json")
+METRICS = ("metrics.json", TEST_METRICS)
 
 
 def compare_tables(a: pd.DataFrame, b: pd.DataFrame) -> tuple[int, float]:
@@ -38,10 +40,9 @@ def compare_tables(a: pd.DataFrame, b: pd.DataFrame) -> tuple[int, float]:
 
 
 def numeric_metrics(path: Path) -> dict[str, float]:
-    """The numeric metrics of a metrics file: its ``metrics`` entry if it has one (a trained run's), else its top level."""
-    data = json.loads(path.read_text())
-    data = data.get("metrics", data) if isinstance(data, dict) else {}
-    return {k: float(v) for k, v in data.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    """The numeric metrics of a ``metrics.json`` record (its nulls as NaN)."""
+    return {k: float(v) for k, v in read_metrics(path)["metrics"].items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def compare_metrics(a: dict[str, float], b: dict[str, float]) -> tuple[int, float]:

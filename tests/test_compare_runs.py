@@ -1,11 +1,13 @@
 """scripts/compare_runs.py: two run folders written here, equal and then changed in one value at a time; each
 change is found, timing columns are not compared, a branched run's shorter log is compared on the shared steps."""
-import json
+import math
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from ssync_lib.config import get_config
+from ssync_lib.run_log import write_metrics
 from tests.helpers import script_module
 
 
@@ -15,9 +17,9 @@ def write_run(folder, *, steps=(50, 100, 150), fg_ari=0.5, recon_at_100=0.2, sec
                         "recon": [recon_at_100 if s == 100 else 0.3 for s in steps], "sec_per_step": sec})
     log.to_csv(folder / "log.csv", index=False)
     pd.DataFrame({"step": [100], "decoder/video/fg_ari": [fg_ari]}).to_csv(folder / "eval.csv", index=False)
-    (folder / "metrics.json").write_text(json.dumps({"step": 150, "checkpoint": "x.pt", "config": {"a": 1},
-                                                     "metrics": {"decoder/video/fg_ari": fg_ari, "num_videos": 4}}))
-    (folder / "metrics-test.json").write_text(json.dumps({"decoder/video/fg_ari": float("nan") if test_nan else 0.4}))
+    cfg = get_config("smoke")  # the records as training and evaluate write them (a NaN metric stored as null)
+    write_metrics(folder / "metrics.json", {"decoder/video/fg_ari": fg_ari, "num_videos": 4}, 150, cfg, None)
+    write_metrics(folder / "metrics-test.json", {"decoder/video/fg_ari": math.nan if test_nan else 0.4}, 150, cfg, None)
     return folder
 
 
